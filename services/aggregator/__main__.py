@@ -1,0 +1,19 @@
+"""`python -m services.aggregator`: serve the aggregator under uvicorn."""
+
+from __future__ import annotations
+
+from services.aggregator.app import create_app
+from services.aggregator.settings import AggregatorSettings
+from services.logs import configure_logging
+from services.web.serve import serve
+
+
+def main() -> None:
+    """Read settings from the environment and serve."""
+    settings = AggregatorSettings()
+    configure_logging(settings.log_level)
+    serve(create_app(settings), settings.aggregator_host, settings.aggregator_port)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,73 @@
+"""Aggregator application factory: the consumer runs as a task in the HTTP app's lifespan."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from prometheus_client import CollectorRegistry
+
+from services.aggregator import routes
+from services.aggregator.consumer import EventConsumer
+from services.aggregator.metrics import AggregatorMetrics
+from services.aggregator.settings import AggregatorSettings
+from services.aggregator.store import check_time_zone
+from services.storage.database import open_pool
+from services.topics import ensure_topics, event_topics
+from services.web.auth import Authenticator, token_cache
+from services.web.errors import install_error_handlers
+from services.web.instrumentation import InstrumentationMiddleware
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: AggregatorSettings, registry: CollectorRegistry | None = None) -> FastAPI:
+    """Build the aggregator; pool, token cache and consumer live in the lifespan."""
+    metrics = AggregatorMetrics(registry or CollectorRegistry())
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        pool = await open_pool(settings.database_url.get_secret_value(), max_size=settings.db_pool_size)
+        async with pool.acquire() as conn:
+            await check_time_zone(conn, settings.timezone)
+        await ensure_topics(
+            settings.kafka_bootstrap,
+            event_topics(settings.events_topic, settings.dead_letter_topic, settings.events_partitions),
+        )
+        tokens = token_cache(pool, settings.cache_refresh_s)
+        await tokens.start()
+        consumer = EventConsumer(settings, pool, metrics)
+        app.state.pool = pool
+        app.state.authenticator = Authenticator(settings.admin_token.get_secret_value(), tokens)
+        app.state.consumer = consumer
+        app.state.consumer_task = asyncio.create_task(consumer.run(), name="consumer")
+        app.state.consumer_task.add_done_callback(_report_exit)
+        try:
+            yield
+        finally:
+            consumer.stop()
+            await asyncio.gather(app.state.consumer_task, return_exceptions=True)
+            await tokens.stop()
+            await pool.close()
+
+    app = FastAPI(
+        title="Health upload telemetry: aggregator",
+        version="1",
+        summary="Monthly upload and kiosk reports computed from the event stream (contract v1).",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.metrics = metrics
+    app.state.consumer_task = None
+    install_error_handlers(app)
+    app.include_router(routes.router)
+    app.add_middleware(InstrumentationMiddleware, metrics=metrics.http)
+    return app
+
+
+def _report_exit(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("consumer stopped with an error", exc_info=task.exception())

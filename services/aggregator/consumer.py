@@ -1,0 +1,220 @@
+"""The consume loop: poll a batch, dead-letter what cannot be read, apply the rest, then commit.
+
+The database holds the next offset to apply per partition (written in the batch's own
+transaction); on assignment the consumer seeks there, and a batch whose offsets were already
+applied (a redelivery, or a consumer that lost its partitions while paused) is skipped.
+Kafka's committed offsets are kept in step for lag monitoring only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Iterable
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import asyncpg
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.abc import ConsumerRebalanceListener
+from aiokafka.errors import CommitFailedError, KafkaError
+from pydantic import ValidationError
+
+from services.aggregator.errors import DeadLetterError
+from services.aggregator.metrics import AggregatorMetrics
+from services.aggregator.settings import AggregatorSettings
+from services.aggregator.store import Batch, ConsumedEvent, apply_batch, stored_offsets
+from services.contract.envelope import EnvelopeError, decode_record
+from services.contract.models import EVENT_MODELS
+
+log = logging.getLogger(__name__)
+
+
+class _SeekToStored(ConsumerRebalanceListener):  # type: ignore[misc]
+    """On assignment, continue from the offsets stored with the rows, not Kafka's."""
+
+    def __init__(self, consumer: EventConsumer) -> None:
+        self._owner = consumer
+
+    async def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
+        return None
+
+    async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
+        await self._owner.seek_to_stored(list(assigned))
+
+
+class EventConsumer:
+    """Consumes the events topic into the database."""
+
+    def __init__(self, settings: AggregatorSettings, pool: asyncpg.Pool, metrics: AggregatorMetrics) -> None:
+        self._settings = settings
+        self._pool = pool
+        self._metrics = metrics
+        self._zone = ZoneInfo(settings.timezone)
+        self._consumer: AIOKafkaConsumer | None = None
+        self._producer: AIOKafkaProducer | None = None
+        self._stopping = asyncio.Event()
+        self.batches_applied = 0
+
+    async def seek_to_stored(self, assigned: list[TopicPartition]) -> None:
+        """Seek newly assigned partitions to the next offset recorded in the database."""
+        consumer = self._consumer
+        if consumer is None or not assigned:
+            return
+        async with self._pool.acquire() as conn:
+            stored = await stored_offsets(
+                conn, self._settings.consumer_group, self._settings.events_topic, [tp.partition for tp in assigned]
+            )
+        for tp in assigned:
+            if tp.partition in stored:
+                consumer.seek(tp, stored[tp.partition])
+        log.info("partitions assigned", extra={"partitions": sorted(tp.partition for tp in assigned)})
+
+    async def run(self) -> None:
+        """Consume until `stop()`; Kafka or database outages are waited out, never fatal."""
+        s = self._settings
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=s.kafka_bootstrap,
+            group_id=s.consumer_group,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            fetch_max_wait_ms=s.fetch_max_wait_ms,
+            max_partition_fetch_bytes=8 * 1024 * 1024,
+            fetch_max_bytes=64 * 1024 * 1024,
+            client_id="health-telemetry-aggregator",
+        )
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=s.kafka_bootstrap,
+            acks="all",
+            enable_idempotence=True,
+            max_request_size=8 * 1024 * 1024,
+            client_id="health-telemetry-dead-letters",
+        )
+        await self._start_clients()
+        self._consumer.subscribe([s.events_topic], listener=_SeekToStored(self))
+        try:
+            while not self._stopping.is_set():
+                polled = await self._consumer.getmany(timeout_ms=s.poll_timeout_ms, max_records=s.max_batch_records)
+                if polled:
+                    await self._handle(polled)
+        finally:
+            await self._consumer.stop()
+            await self._producer.stop()
+
+    async def _start_clients(self) -> None:
+        assert self._consumer is not None and self._producer is not None
+        delay = 0.5
+        while not self._stopping.is_set():
+            try:
+                await self._producer.start()
+                await self._consumer.start()
+                return
+            except KafkaError as exc:
+                log.warning("kafka not reachable; retrying", extra={"error": repr(exc), "retry_in_s": delay})
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+
+    def stop(self) -> None:
+        """Finish the batch in hand, then leave the group."""
+        self._stopping.set()
+
+    async def _handle(self, polled: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]) -> None:
+        assert self._consumer is not None
+        batch = Batch()
+        dead: list[tuple[ConsumerRecord[bytes, bytes], DeadLetterError, Any]] = []
+        for tp, records in polled.items():
+            for record in records:
+                self._decode(record, batch, dead)
+            batch.next_offsets[tp.partition] = records[-1].offset + 1
+        if dead:
+            try:
+                await self._send_dead_letters(dead)
+            except KafkaError as exc:
+                log.warning("dead letters not sent; will retry the batch", extra={"error": repr(exc)})
+                self._rewind(polled)
+                await asyncio.sleep(1.0)
+                return
+        started = time.perf_counter()
+        try:
+            async with self._pool.acquire() as conn:
+                result = await apply_batch(
+                    conn, self._settings.consumer_group, self._settings.events_topic, batch, self._zone
+                )
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            # Nothing was applied: rewind and try again after a pause, still polling so the
+            # group does not think we died.
+            self._metrics.db_errors.labels(error_type=type(exc).__name__).inc()
+            log.warning("batch not applied; will retry", extra={"error": repr(exc)})
+            self._rewind(polled)
+            await asyncio.sleep(1.0)
+            return
+        self._metrics.db_write_duration.observe(time.perf_counter() - started)
+        self._metrics.batch_events.observe(len(batch.events))
+        self._metrics.events_applied.labels(event_type="upload").inc(result.inserted_uploads)
+        self._metrics.events_applied.labels(event_type="kiosk").inc(result.inserted_kiosk)
+        self._metrics.events_duplicate.inc(result.duplicates)
+        self._metrics.records_stale.inc(result.stale)
+        self.batches_applied += 1
+        await self._commit(polled)
+
+    def _rewind(self, polled: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]) -> None:
+        assert self._consumer is not None
+        for tp, records in polled.items():
+            self._consumer.seek(tp, records[0].offset)
+
+    def _decode(
+        self,
+        record: ConsumerRecord[bytes, bytes],
+        batch: Batch,
+        dead: list[tuple[ConsumerRecord[bytes, bytes], DeadLetterError, Any]],
+    ) -> None:
+        try:
+            envelope = decode_record(record.value)
+        except EnvelopeError as exc:
+            dead.append((record, DeadLetterError("undecodable", str(exc)), None))
+            return
+        model = EVENT_MODELS[envelope.event_type]
+        for raw in envelope.events:
+            try:
+                event = model.model_validate(raw)
+            except ValidationError as exc:
+                detail = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors(include_url=False))
+                dead.append((record, DeadLetterError("invalid_event", detail), raw))
+                continue
+            batch.events.append(ConsumedEvent(event, envelope.received_at, record.partition, record.offset))
+
+    async def _send_dead_letters(self, dead: list[tuple[ConsumerRecord[bytes, bytes], DeadLetterError, Any]]) -> None:
+        assert self._producer is not None
+        futures = []
+        for record, error, raw in dead:
+            value = orjson.dumps(
+                {
+                    "reason": error.reason,
+                    "detail": error.detail,
+                    "origin": {"topic": record.topic, "partition": record.partition, "offset": record.offset},
+                    "event": raw,
+                    "record": None if raw is not None else (record.value or b"").decode("utf-8", "replace"),
+                }
+            )
+            futures.append(await self._producer.send(self._settings.dead_letter_topic, value, key=record.key))
+            self._metrics.dead_letters.labels(reason=error.reason).inc()
+            log.warning(
+                "dead letter",
+                extra={"reason": error.reason, "partition": record.partition, "offset": record.offset},
+            )
+        await asyncio.gather(*futures)
+
+    async def _commit(self, polled: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]) -> None:
+        assert self._consumer is not None
+        offsets = {tp: records[-1].offset + 1 for tp, records in polled.items()}
+        try:
+            await self._consumer.commit(offsets)
+        except (CommitFailedError, KafkaError) as exc:
+            # Harmless: the database already holds these offsets and the next owner seeks there.
+            log.info("kafka commit skipped", extra={"error": repr(exc)})
+        for tp, next_offset in offsets.items():
+            end = self._consumer.highwater(tp)
+            if end is not None:
+                self._metrics.consumer_lag.labels(partition=str(tp.partition)).set(max(end - next_offset, 0))

@@ -1,0 +1,20 @@
+"""Aggregator errors.
+
+AggregatorError
+└── DeadLetterError     a record or event that cannot be applied; goes to the dead-letter topic
+"""
+
+from __future__ import annotations
+
+
+class AggregatorError(Exception):
+    """Root of the aggregator's own errors."""
+
+
+class DeadLetterError(AggregatorError):
+    """Why a record or one of its events cannot be applied (`reason` is a small fixed set)."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail

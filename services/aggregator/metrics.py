@@ -1,0 +1,69 @@
+"""Aggregator metrics (namespace `aggregator`), registered on a registry given by the app factory."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from services.web.instrumentation import HttpMetrics
+
+
+class AggregatorMetrics:
+    """Every time series the aggregator exports; labels come from small fixed sets."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        self.http = HttpMetrics("aggregator", registry)
+        self.events_applied = Counter(
+            "events_applied",
+            "New events written to the raw tables and rollups, by event type.",
+            ["event_type"],
+            namespace="aggregator",
+            registry=registry,
+        )
+        self.events_duplicate = Counter(
+            "events_duplicate",
+            "Events whose (org_code, event_id) was already counted.",
+            namespace="aggregator",
+            registry=registry,
+        )
+        self.records_stale = Counter(
+            "events_stale",
+            "Events skipped because their offsets were already applied (redelivery).",
+            namespace="aggregator",
+            registry=registry,
+        )
+        self.dead_letters = Counter(
+            "dead_letters",
+            "Records or events sent to the dead-letter topic, by reason.",
+            ["reason"],
+            namespace="aggregator",
+            registry=registry,
+        )
+        self.batch_events = Histogram(
+            "batch_events",
+            "Events per applied batch.",
+            namespace="aggregator",
+            registry=registry,
+            buckets=(1, 10, 100, 1000, 5000, 10000, 50000, 100000),
+        )
+        self.db_write_duration = Histogram(
+            "db_write_duration_seconds",
+            "Time of one batch's database transaction.",
+            namespace="aggregator",
+            registry=registry,
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+        )
+        self.db_errors = Counter(
+            "db_errors",
+            "Batch transactions that failed and will be retried, by error type.",
+            ["error_type"],
+            namespace="aggregator",
+            registry=registry,
+        )
+        self.consumer_lag = Gauge(
+            "consumer_lag_records",
+            "Records between the partition's end and the next offset to apply.",
+            ["partition"],
+            namespace="aggregator",
+            registry=registry,
+        )

@@ -1,0 +1,296 @@
+"""Apply a consumed batch to TimescaleDB in one transaction: offsets guard, dedup, raw rows, rollups."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, tzinfo
+
+from services.aggregator.rollups import RollupDeltas
+from services.contract.models import EventType, KioskTransaction, UploadEvent
+from services.storage.connection import Connection
+from services.storage.errors import TimeZoneMismatchError
+
+
+@dataclass(frozen=True, slots=True)
+class ConsumedEvent:
+    """A valid event with where it came from on the topic."""
+
+    event: UploadEvent | KioskTransaction
+    received_at: datetime
+    partition: int
+    offset: int
+
+
+@dataclass
+class Batch:
+    """Valid events of a poll, and the next offset to apply per partition after it."""
+
+    events: list[ConsumedEvent] = field(default_factory=list)
+    next_offsets: dict[int, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    """What a batch changed."""
+
+    inserted_uploads: int
+    inserted_kiosk: int
+    duplicates: int
+    stale: int
+
+
+async def check_time_zone(conn: Connection, zone_name: str) -> None:
+    """Record the platform zone on first start; refuse to mix rollups of two zones."""
+    await conn.execute(
+        "INSERT INTO rollup_settings (singleton, time_zone) VALUES (true, $1) ON CONFLICT DO NOTHING", zone_name
+    )
+    stored = await conn.fetchval("SELECT time_zone FROM rollup_settings")
+    if stored != zone_name:
+        raise TimeZoneMismatchError(
+            f"rollups were built in {stored}; TELEMETRY_TIMEZONE is {zone_name}. Rebuild the rollups "
+            "or set the zone back"
+        )
+
+
+async def stored_offsets(conn: Connection, group: str, topic: str, partitions: list[int]) -> dict[int, int]:
+    """Next offset to apply per partition, as recorded with the rows (the source of truth)."""
+    rows = await conn.fetch(
+        """SELECT kafka_partition, next_offset FROM consumer_offsets
+           WHERE consumer_group = $1 AND topic = $2 AND kafka_partition = ANY($3::int[])""",
+        group,
+        topic,
+        partitions,
+    )
+    return {r["kafka_partition"]: r["next_offset"] for r in rows}
+
+
+async def _lock_offsets(conn: Connection, group: str, topic: str, partitions: list[int]) -> dict[int, int]:
+    # Insert-then-lock so even a partition's first batch serialises with a zombie's.
+    await conn.execute(
+        """INSERT INTO consumer_offsets (consumer_group, topic, kafka_partition, next_offset)
+           SELECT $1, $2, p, 0 FROM unnest($3::int[]) AS p ON CONFLICT DO NOTHING""",
+        group,
+        topic,
+        partitions,
+    )
+    rows = await conn.fetch(
+        """SELECT kafka_partition, next_offset FROM consumer_offsets
+           WHERE consumer_group = $1 AND topic = $2 AND kafka_partition = ANY($3::int[])
+           ORDER BY kafka_partition FOR UPDATE""",
+        group,
+        topic,
+        partitions,
+    )
+    return {r["kafka_partition"]: r["next_offset"] for r in rows}
+
+
+async def _new_keys(conn: Connection, event_type: EventType, events: list[ConsumedEvent]) -> set[tuple[str, str]]:
+    if not events:
+        return set()
+    rows = await conn.fetch(
+        """INSERT INTO event_keys (event_type, org_code, event_id)
+           SELECT $1, o, e FROM unnest($2::text[], $3::text[]) AS t(o, e)
+           ON CONFLICT DO NOTHING RETURNING org_code, event_id""",
+        event_type.value,
+        [c.event.org_code for c in events],
+        [c.event.event_id for c in events],
+    )
+    return {(r["org_code"], r["event_id"]) for r in rows}
+
+
+async def apply_batch(conn: Connection, group: str, topic: str, batch: Batch, zone: tzinfo) -> ApplyResult:
+    """Apply `batch` exactly once, or not at all; the caller commits Kafka offsets afterwards."""
+    partitions = sorted(batch.next_offsets)
+    async with conn.transaction():
+        applied_upto = await _lock_offsets(conn, group, topic, partitions)
+        fresh = [c for c in batch.events if c.offset >= applied_upto.get(c.partition, 0)]
+        stale = len(batch.events) - len(fresh)
+        uploads: list[ConsumedEvent] = []
+        kiosk: list[ConsumedEvent] = []
+        seen: set[tuple[str, str, str]] = set()
+        for consumed in fresh:
+            ev = consumed.event
+            kind = "u" if isinstance(ev, UploadEvent) else "k"
+            key = (kind, ev.org_code, ev.event_id)
+            if key in seen:
+                continue
+            seen.add(key)
+            (uploads if kind == "u" else kiosk).append(consumed)
+        new_uploads = await _new_keys(conn, EventType.UPLOAD, uploads)
+        new_kiosk = await _new_keys(conn, EventType.KIOSK, kiosk)
+        uploads = [c for c in uploads if (c.event.org_code, c.event.event_id) in new_uploads]
+        kiosk = [c for c in kiosk if (c.event.org_code, c.event.event_id) in new_kiosk]
+        deltas = RollupDeltas()
+        if uploads:
+            await _insert_uploads(conn, uploads)
+            for c in uploads:
+                assert isinstance(c.event, UploadEvent)
+                deltas.fold_upload(c.event, zone, c.received_at)
+        if kiosk:
+            await _insert_kiosk(conn, kiosk)
+            for c in kiosk:
+                assert isinstance(c.event, KioskTransaction)
+                deltas.fold_kiosk(c.event, zone)
+        await _apply_deltas(conn, deltas)
+        await conn.execute(
+            """UPDATE consumer_offsets AS c SET next_offset = n.next_offset, updated_at = now()
+               FROM unnest($3::int[], $4::bigint[]) AS n(kafka_partition, next_offset)
+               WHERE c.consumer_group = $1 AND c.topic = $2 AND c.kafka_partition = n.kafka_partition
+                 AND n.next_offset > c.next_offset""",
+            group,
+            topic,
+            partitions,
+            [batch.next_offsets[p] for p in partitions],
+        )
+    duplicates = len(fresh) - len(uploads) - len(kiosk)
+    return ApplyResult(len(uploads), len(kiosk), duplicates, stale)
+
+
+async def _insert_uploads(conn: Connection, rows: list[ConsumedEvent]) -> None:
+    records = []
+    for c in rows:
+        e = c.event
+        assert isinstance(e, UploadEvent)
+        records.append(
+            (
+                e.uploaded_at,
+                e.org_code,
+                e.event_id,
+                e.table_code,
+                e.mode.value,
+                e.business_date,
+                e.record_count,
+                e.document_count,
+                c.received_at,
+                c.partition,
+                c.offset,
+            )
+        )
+    await conn.copy_records_to_table(
+        "upload_events",
+        columns=[
+            "uploaded_at",
+            "org_code",
+            "event_id",
+            "table_code",
+            "mode",
+            "business_date",
+            "record_count",
+            "document_count",
+            "received_at",
+            "kafka_partition",
+            "kafka_offset",
+        ],
+        records=records,
+    )
+
+
+async def _insert_kiosk(conn: Connection, rows: list[ConsumedEvent]) -> None:
+    records = []
+    for c in rows:
+        e = c.event
+        assert isinstance(e, KioskTransaction)
+        records.append(
+            (
+                e.occurred_at,
+                e.org_code,
+                e.event_id,
+                e.kiosk_id,
+                e.kind.value,
+                e.amount,
+                c.received_at,
+                c.partition,
+                c.offset,
+            )
+        )
+    await conn.copy_records_to_table(
+        "kiosk_transactions",
+        columns=[
+            "occurred_at",
+            "org_code",
+            "event_id",
+            "kiosk_id",
+            "kind",
+            "amount",
+            "received_at",
+            "kafka_partition",
+            "kafka_offset",
+        ],
+        records=records,
+    )
+
+
+async def _apply_deltas(conn: Connection, d: RollupDeltas) -> None:
+    # Keys are sorted so concurrent transactions lock rollup rows in the same order.
+    if d.upload_daily:
+        keys = sorted(d.upload_daily)
+        await conn.execute(
+            """INSERT INTO upload_daily (org_code, day, records, documents, events)
+               SELECT * FROM unnest($1::text[], $2::date[], $3::bigint[], $4::bigint[], $5::bigint[])
+               ON CONFLICT (org_code, day) DO UPDATE SET
+                 records = upload_daily.records + excluded.records,
+                 documents = upload_daily.documents + excluded.documents,
+                 events = upload_daily.events + excluded.events""",
+            [k[0] for k in keys],
+            [k[1] for k in keys],
+            [d.upload_daily[k].records for k in keys],
+            [d.upload_daily[k].documents for k in keys],
+            [d.upload_daily[k].events for k in keys],
+        )
+    if d.upload_monthly_tables:
+        keys3 = sorted(d.upload_monthly_tables)
+        await conn.execute(
+            """INSERT INTO upload_monthly_tables (org_code, month, table_code, records, documents, events)
+               SELECT * FROM unnest($1::text[], $2::date[], $3::text[], $4::bigint[], $5::bigint[], $6::bigint[])
+               ON CONFLICT (org_code, month, table_code) DO UPDATE SET
+                 records = upload_monthly_tables.records + excluded.records,
+                 documents = upload_monthly_tables.documents + excluded.documents,
+                 events = upload_monthly_tables.events + excluded.events""",
+            [k[0] for k in keys3],
+            [k[1] for k in keys3],
+            [k[2] for k in keys3],
+            [d.upload_monthly_tables[k].records for k in keys3],
+            [d.upload_monthly_tables[k].documents for k in keys3],
+            [d.upload_monthly_tables[k].events for k in keys3],
+        )
+    if d.conformance:
+        ckeys = sorted(d.conformance)
+        await conn.execute(
+            """INSERT INTO conformance_daily (org_code, table_code, business_date, realtime_records, scheduled_records)
+               SELECT * FROM unnest($1::text[], $2::text[], $3::date[], $4::bigint[], $5::bigint[])
+               ON CONFLICT (org_code, business_date, table_code) DO UPDATE SET
+                 realtime_records = conformance_daily.realtime_records + excluded.realtime_records,
+                 scheduled_records = conformance_daily.scheduled_records + excluded.scheduled_records""",
+            [k[0] for k in ckeys],
+            [k[1] for k in ckeys],
+            [k[2] for k in ckeys],
+            [d.conformance[k].realtime for k in ckeys],
+            [d.conformance[k].scheduled for k in ckeys],
+        )
+    if d.kiosk_monthly:
+        kkeys = sorted(d.kiosk_monthly)
+        await conn.execute(
+            """INSERT INTO kiosk_monthly (org_code, month, kind, transactions, amount)
+               SELECT * FROM unnest($1::text[], $2::date[], $3::text[], $4::bigint[], $5::numeric[])
+               ON CONFLICT (org_code, month, kind) DO UPDATE SET
+                 transactions = kiosk_monthly.transactions + excluded.transactions,
+                 amount = kiosk_monthly.amount + excluded.amount""",
+            [k[0] for k in kkeys],
+            [k[1] for k in kkeys],
+            [k[2] for k in kkeys],
+            [d.kiosk_monthly[k].transactions for k in kkeys],
+            [d.kiosk_monthly[k].amount for k in kkeys],
+        )
+    if d.last_seen:
+        lkeys = sorted(d.last_seen)
+        await conn.execute(
+            """INSERT INTO channel_last_seen (org_code, mode, last_uploaded_at, last_received_at)
+               SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::timestamptz[])
+               ON CONFLICT (org_code, mode) DO UPDATE SET
+                 last_uploaded_at = greatest(channel_last_seen.last_uploaded_at, excluded.last_uploaded_at),
+                 last_received_at = greatest(channel_last_seen.last_received_at, excluded.last_received_at)""",
+            [k[0] for k in lkeys],
+            [k[1] for k in lkeys],
+            [d.last_seen[k][0] for k in lkeys],
+            [d.last_seen[k][1] for k in lkeys],
+        )

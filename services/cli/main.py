@@ -1,0 +1,224 @@
+"""`telemetry`: reference data, tokens, reports, the demo month and database upkeep."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Awaitable, Callable
+from datetime import date
+from pathlib import Path
+from typing import Annotated, TypeVar
+
+import asyncpg
+import typer
+from rich.console import Console
+
+from services.cli import render
+from services.contract.models import InstitutionKind, KioskReportRow, UploadReportRow
+from services.settings import ToolSettings
+from services.storage.connection import Connection
+from services.storage.database import open_pool
+from services.storage.errors import ReferenceDataError, TokenNotFoundError
+
+app = typer.Typer(help="Health upload telemetry: administration, reports and the demo month.", no_args_is_help=True)
+tokens_app = typer.Typer(help="Issue, list and revoke institution tokens.", no_args_is_help=True)
+reference_app = typer.Typer(help="Reference data (institutions, tables, declarations, kiosks).", no_args_is_help=True)
+report_app = typer.Typer(help="Print the monthly reports as tables (or CSV/JSON).", no_args_is_help=True)
+demo_app = typer.Typer(help="The April 2020 demo month.", no_args_is_help=True)
+app.add_typer(tokens_app, name="tokens")
+app.add_typer(reference_app, name="reference")
+app.add_typer(report_app, name="report")
+app.add_typer(demo_app, name="demo")
+
+console = Console()
+err = Console(stderr=True)
+T = TypeVar("T")
+
+
+def _settings() -> ToolSettings:
+    return ToolSettings()
+
+
+def _with_db(action: Callable[[Connection], Awaitable[T]]) -> T:
+    async def run() -> T:
+        pool = await open_pool(_settings().database_url.get_secret_value(), max_size=2, wait_s=10)
+        try:
+            async with pool.acquire() as conn:
+                return await action(conn)
+        finally:
+            await pool.close()
+
+    return asyncio.run(run())
+
+
+def _fail(message: str) -> None:
+    err.print(f"[bold red]error:[/] {message}")
+    raise typer.Exit(2)
+
+
+def _month(text: str) -> date:
+    try:
+        year, month = text.split("-")
+        return date(int(year), int(month), 1)
+    except ValueError:
+        _fail(f"month must be YYYY-MM, got {text!r}")
+        raise
+
+
+@app.command()
+def migrate() -> None:
+    """Apply pending database migrations (the services also do this at start)."""
+    _with_db(lambda conn: asyncio.sleep(0))
+    console.print("database is migrated")
+
+
+@reference_app.command("load")
+def reference_load(folder: Annotated[Path, typer.Argument(help="folder with the four CSV files")]) -> None:
+    """Replace the reference set with the CSV files of FOLDER (atomic, idempotent, versioned)."""
+    from services.storage.reference import read_reference_folder, replace_reference
+
+    try:
+        ref = read_reference_folder(folder)
+        result = _with_db(lambda conn: replace_reference(conn, ref, source=f"cli:{folder}"))
+    except ReferenceDataError as exc:
+        _fail(str(exc))
+        return
+    verb = "loaded as version" if result.created else "unchanged, still version"
+    console.print(
+        f"reference data {verb} {result.version}: {result.institutions} institutions, {result.tables} tables, "
+        f"{result.declarations} declarations, {result.kiosks} kiosks"
+    )
+
+
+@tokens_app.command("issue")
+def tokens_issue(org_code: str, label: Annotated[str, typer.Option(help="a note for operators")] = "") -> None:
+    """Issue a token for ORG_CODE; it is printed once and only its hash is kept."""
+    from services.storage.tokens import issue_token
+
+    try:
+        issued = _with_db(lambda conn: issue_token(conn, org_code, label, actor="cli"))
+    except ReferenceDataError as exc:
+        _fail(str(exc))
+        return
+    err.print(f"token {issued.token_id} for {issued.org_code} (shown once, store it now):")
+    print(issued.token)
+
+
+@tokens_app.command("revoke")
+def tokens_revoke(token_id: str) -> None:
+    """Revoke the token TOKEN_ID; refused from the next request on."""
+    from services.storage.tokens import revoke_token
+
+    try:
+        _with_db(lambda conn: revoke_token(conn, token_id, actor="cli"))
+    except TokenNotFoundError:
+        _fail(f"no token with id {token_id!r}")
+    console.print(f"token {token_id} revoked")
+
+
+@tokens_app.command("list")
+def tokens_list() -> None:
+    """List tokens (ids, institutions, state; never secrets)."""
+    from services.storage.tokens import list_tokens
+
+    render.tokens(console, _with_db(list_tokens))
+
+
+Format = Annotated[str, typer.Option("--format", "-f", help="table, csv or json")]
+
+
+def _emit(
+    model: type[UploadReportRow] | type[KioskReportRow],
+    rows: list[UploadReportRow] | list[KioskReportRow],
+    fmt: str,
+    title: str,
+) -> None:
+    from services.aggregator.reports import to_csv
+
+    if fmt == "csv":
+        sys.stdout.write(to_csv(model, rows))
+    elif fmt == "json":
+        import orjson
+
+        sys.stdout.write(
+            orjson.dumps([r.model_dump(mode="json") for r in rows], option=orjson.OPT_INDENT_2).decode() + "\n"
+        )
+    elif fmt == "table":
+        render.report(console, model, rows, title)
+    else:
+        _fail(f"unknown format {fmt!r}; use table, csv or json")
+
+
+@report_app.command("uploads")
+def report_uploads(
+    month: Annotated[str, typer.Option(help="YYYY-MM")],
+    kind: Annotated[InstitutionKind, typer.Option(help="district or hospital")] = InstitutionKind.DISTRICT,
+    fmt: Format = "table",
+) -> None:
+    """The monthly upload report (the bulletin's 数据采集情况 table)."""
+    from services.aggregator.reports import uploads_report
+
+    first = _month(month)
+    rows = _with_db(lambda conn: uploads_report(conn, first, kind, None))
+    title = f"{month} 数据采集情况（{'区' if kind is InstitutionKind.DISTRICT else '医院'}）uploads by {kind.value}"
+    _emit(UploadReportRow, rows, fmt, title)
+
+
+@report_app.command("kiosks")
+def report_kiosks(month: Annotated[str, typer.Option(help="YYYY-MM")], fmt: Format = "table") -> None:
+    """The monthly kiosk report (自助智能医疗服务终端使用情况)."""
+    from services.aggregator.reports import kiosks_report
+
+    first = _month(month)
+    rows = _with_db(lambda conn: kiosks_report(conn, first, None))
+    _emit(KioskReportRow, rows, fmt, f"{month} 自助智能医疗服务终端使用情况 kiosk use")
+
+
+@report_app.command("missing-uploads")
+def report_missing(day: Annotated[str, typer.Option("--date", help="YYYY-MM-DD")]) -> None:
+    """Institutions that uploaded in the 7 days before DATE but not on it."""
+    from services.aggregator.reports import missing_uploads
+
+    try:
+        when = date.fromisoformat(day)
+    except ValueError:
+        _fail(f"date must be YYYY-MM-DD, got {day!r}")
+        return
+    render.missing(console, _with_db(lambda conn: missing_uploads(conn, when, None)), when)
+
+
+@demo_app.command("replay")
+def demo_replay(
+    concurrency: Annotated[int, typer.Option(help="requests in flight")] = 8,
+    seed: Annotated[int, typer.Option(help="generator seed")] = 20200401,
+) -> None:
+    """Generate the April 2020 stream and post it through the collector's HTTP API."""
+    from services.demo import replay
+
+    settings = _settings()
+    if settings.admin_token is None:
+        _fail("set TELEMETRY_ADMIN_TOKEN to post as the platform's relay")
+        return
+    token = settings.admin_token.get_secret_value()
+    result = asyncio.run(replay.replay_month(settings.collector_url, token, concurrency=concurrency, seed=seed))
+    console.print(f"posted {result}")
+
+
+@app.command("wait-applied")
+def wait_applied(timeout_s: Annotated[float, typer.Option(help="give up after this long")] = 120.0) -> None:
+    """Wait until the aggregator has applied everything on the events topic (with progress)."""
+    from services.cli.progress import wait_until_applied
+
+    settings = _settings()
+    ok = asyncio.run(wait_until_applied(settings, console, timeout_s))
+    if not ok:
+        _fail(f"the aggregator did not catch up within {timeout_s:.0f} s; see its log")
+
+
+def main() -> None:
+    """Entry point of the `telemetry` command."""
+    try:
+        app()
+    except (OSError, asyncpg.PostgresError) as exc:
+        err.print(f"[bold red]error:[/] cannot reach the database: {exc}")
+        sys.exit(2)

@@ -1,0 +1,1 @@
+"""The collector: institutions post events here; it validates them and makes them durable in Kafka."""

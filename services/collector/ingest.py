@@ -1,0 +1,112 @@
+"""From a request body to records ready to publish: size, media type, JSON, authority, contract."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+
+from services.contract.models import MAX_BODY_BYTES, EventType, KioskTransaction, UploadEvent
+from services.contract.validation import (
+    BatchTooLargeError,
+    BodyShapeError,
+    FieldProblem,
+    split_body,
+    validate_kiosk,
+    validate_uploads,
+)
+from services.storage.reference import ReferenceSnapshot
+from services.web.auth import Principal
+from services.web.errors import (
+    ForbiddenError,
+    InvalidEventsError,
+    MalformedBodyError,
+    PayloadTooLargeError,
+    UnsupportedMediaError,
+)
+
+
+def _is_json(content_type: str | None) -> bool:
+    if not content_type:
+        return False
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
+
+
+async def read_body(request: Request) -> bytes:
+    """The body, refusing a wrong media type (415) or more than 1 MiB (413) without buffering it all."""
+    if not _is_json(request.headers.get("content-type")):
+        raise UnsupportedMediaError("send the events as Content-Type: application/json")
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise PayloadTooLargeError(f"body is {declared} bytes; at most {MAX_BODY_BYTES} are accepted")
+    chunks = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise PayloadTooLargeError(f"body exceeds {MAX_BODY_BYTES} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def parse_events(body: bytes) -> list[Any]:
+    """The raw event objects of a body (400 unreadable, 413 too many events)."""
+    if not body:
+        raise MalformedBodyError('empty body; send one event object or {"events": [...]}')
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise MalformedBodyError(f"body is not valid JSON: {exc}") from exc
+    try:
+        events, _ = split_body(doc)
+    except BatchTooLargeError as exc:
+        raise PayloadTooLargeError(str(exc)) from exc
+    except BodyShapeError as exc:
+        raise MalformedBodyError(str(exc)) from exc
+    return events
+
+
+def authorize(principal: Principal, raw_events: list[Any]) -> None:
+    """403 if an institution token submits any event for another institution."""
+    if principal.is_admin:
+        return
+    for index, event in enumerate(raw_events):
+        org = event.get("org_code") if isinstance(event, dict) else None
+        if org != principal.org_code:
+            raise ForbiddenError(
+                f"event {index} is for org_code {org!r}; this token may only submit for "
+                f"{principal.org_code!r}; nothing of this request was kept"
+            )
+
+
+def _reference_problems(events: Sequence[UploadEvent | KioskTransaction], ref: ReferenceSnapshot) -> list[FieldProblem]:
+    problems = []
+    for index, event in enumerate(events):
+        if event.org_code not in ref.institutions:
+            problems.append(FieldProblem(index, "org_code", f"unknown institution {event.org_code!r}"))
+            continue
+        if isinstance(event, UploadEvent):
+            if event.table_code not in ref.tables:
+                problems.append(FieldProblem(index, "table_code", f"unknown table {event.table_code!r}"))
+        elif ref.kiosk_org.get(event.kiosk_id) != event.org_code:
+            problems.append(
+                FieldProblem(index, "kiosk_id", f"kiosk {event.kiosk_id!r} is not registered to {event.org_code}")
+            )
+    return problems
+
+
+def validate_events(event_type: EventType, raw_events: list[Any], ref: ReferenceSnapshot) -> int:
+    """Check every event against the contract and the reference data; 422 listing all problems."""
+    events: list[UploadEvent] | list[KioskTransaction]
+    if event_type is EventType.UPLOAD:
+        events, problems = validate_uploads(raw_events)
+    else:
+        events, problems = validate_kiosk(raw_events)
+    if not problems:
+        problems = _reference_problems(events, ref)
+    if problems:
+        raise InvalidEventsError(problems, len(raw_events))
+    return len(events)

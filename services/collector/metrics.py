@@ -1,0 +1,43 @@
+"""Collector metrics (namespace `collector`), registered on a registry given by the app factory."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+from services.web.instrumentation import HttpMetrics
+
+
+class CollectorMetrics:
+    """Every time series the collector exports; label values come from small fixed sets."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        self.http = HttpMetrics("collector", registry)
+        self.events_accepted = Counter(
+            "events_accepted",
+            "Events acknowledged with 202, by event type.",
+            ["event_type"],
+            namespace="collector",
+            registry=registry,
+        )
+        self.events_rejected = Counter(
+            "events_rejected",
+            "Events refused, by event type and reason.",
+            ["event_type", "reason"],
+            namespace="collector",
+            registry=registry,
+        )
+        self.publish_duration = Histogram(
+            "kafka_publish_duration_seconds",
+            "Time from first send to the last broker ack of a request.",
+            namespace="collector",
+            registry=registry,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+        )
+        self.publish_errors = Counter(
+            "kafka_publish_errors",
+            "Publishes that failed, by error type.",
+            ["error_type"],
+            namespace="collector",
+            registry=registry,
+        )

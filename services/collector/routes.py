@@ -1,0 +1,102 @@
+"""Collector HTTP routes: the two ingest endpoints, health, readiness and metrics."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import ORJSONResponse, PlainTextResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from services.collector.errors import PublishUnavailableError
+from services.collector.ingest import authorize, parse_events, read_body, validate_events
+from services.collector.metrics import CollectorMetrics
+from services.collector.publisher import KafkaPublisher
+from services.collector.settings import CollectorSettings
+from services.contract.envelope import encode_records
+from services.contract.models import EventType
+from services.storage.live import LiveValue
+from services.storage.reference import ReferenceSnapshot
+from services.web.auth import CurrentPrincipal
+from services.web.errors import ApiError, UnavailableError
+from services.web.schemas import ERROR_RESPONSES, request_body_schema
+
+router = APIRouter()
+
+
+def _state(request: Request) -> Any:
+    return request.app.state
+
+
+State = Annotated[Any, Depends(_state)]
+
+
+async def _ingest(request: Request, principal: CurrentPrincipal, event_type: EventType) -> ORJSONResponse:
+    state = request.app.state
+    metrics: CollectorMetrics = state.metrics
+    publisher: KafkaPublisher = state.publisher
+    reference: LiveValue[ReferenceSnapshot] = state.reference
+    settings: CollectorSettings = state.settings
+    try:
+        body = await read_body(request)
+        raw_events = parse_events(body)
+        authorize(principal, raw_events)
+        accepted = validate_events(event_type, raw_events, reference.value)
+        records = encode_records(event_type, raw_events, datetime.now(UTC))
+        try:
+            await publisher.publish(records)
+        except PublishUnavailableError as exc:
+            raise UnavailableError(f"{exc}; retry later with the same event_ids", settings.retry_after_s) from exc
+    except ApiError as exc:
+        metrics.events_rejected.labels(event_type.value, exc.code).inc()
+        raise
+    metrics.events_accepted.labels(event_type.value).inc(accepted)
+    return ORJSONResponse({"accepted": accepted}, status_code=202)
+
+
+@router.post(
+    "/v1/uploads",
+    status_code=202,
+    summary="Post one upload event or a batch of up to 1,000",
+    openapi_extra=request_body_schema("upload-batch.schema.json"),
+    responses=ERROR_RESPONSES,
+    tags=["ingest"],
+)
+async def post_uploads(request: Request, principal: CurrentPrincipal) -> ORJSONResponse:
+    """`202 {"accepted": N}` once all N events are acknowledged by the broker."""
+    return await _ingest(request, principal, EventType.UPLOAD)
+
+
+@router.post(
+    "/v1/kiosk-transactions",
+    status_code=202,
+    summary="Post one kiosk transaction or a batch of up to 1,000",
+    openapi_extra=request_body_schema("kiosk-batch.schema.json"),
+    responses=ERROR_RESPONSES,
+    tags=["ingest"],
+)
+async def post_kiosk_transactions(request: Request, principal: CurrentPrincipal) -> ORJSONResponse:
+    """`202 {"accepted": N}` once all N transactions are acknowledged by the broker."""
+    return await _ingest(request, principal, EventType.KIOSK)
+
+
+@router.get("/healthz", tags=["operations"], summary="The process is up")
+async def healthz() -> dict[str, str]:
+    """Liveness: answers while the event loop runs."""
+    return {"status": "ok"}
+
+
+@router.get("/readyz", tags=["operations"], summary="Kafka is reachable and reference data is loaded")
+async def readyz(state: State) -> ORJSONResponse:
+    """Readiness: a metadata round trip to the broker."""
+    kafka = await state.publisher.ready()
+    reference = state.reference.value.version is not None
+    body = {"kafka": "ok" if kafka else "unreachable", "reference_version": state.reference.value.version}
+    return ORJSONResponse(body, status_code=200 if kafka and reference else 503)
+
+
+@router.get("/metrics", tags=["operations"], summary="Prometheus metrics", response_class=PlainTextResponse)
+async def metrics(state: State) -> Response:
+    """Prometheus text exposition of this process's registry."""
+    return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)

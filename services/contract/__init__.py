@@ -1,0 +1,1 @@
+"""The one Python model of the wire contract (schemas/*.json are its machine-readable twin)."""

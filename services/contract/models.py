@@ -1,0 +1,271 @@
+"""Pydantic model of contract v1: ingest events, reference data and report rows.
+
+`schemas/` holds the same contract as JSON Schema; tests/unit/contract checks that the two
+accept and refuse the same documents.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from datetime import date, datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+)
+
+MAX_BATCH_EVENTS = 1000
+MAX_BODY_BYTES = 1024 * 1024
+MAX_COUNT = 10_000_000
+
+_CODE_PATTERN = r"^[A-Za-z0-9._:-]+$"
+_DATE_RE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+_TIMESTAMP_RE = re.compile(
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?([Zz]|[+-][0-9]{2}:[0-9]{2})$"
+)
+_AMOUNT_RE = re.compile(r"^(0|[1-9][0-9]{0,11})(\.[0-9]{1,2})?$")
+
+
+def _require_date_text(value: Any) -> Any:
+    # pydantic would also take datetimes and numbers; the contract says YYYY-MM-DD.
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return value
+    if not isinstance(value, str) or not _DATE_RE.match(value):
+        raise ValueError("must be a date written YYYY-MM-DD")
+    return value
+
+
+def _require_timestamp_text(value: Any) -> Any:
+    # Refuses unix numbers and timestamps without offset, which pydantic's lax mode accepts.
+    if isinstance(value, datetime):
+        return value
+    if not isinstance(value, str) or not _TIMESTAMP_RE.match(value):
+        raise ValueError("must be an RFC 3339 timestamp with offset, e.g. 2020-04-01T08:30:00+08:00")
+    return value
+
+
+def _parse_amount(value: Any) -> Decimal:
+    if isinstance(value, Decimal):
+        text = format(value, "f")
+    elif isinstance(value, str):
+        text = value
+    else:
+        raise ValueError('must be a decimal string such as "12.50", never a JSON number')
+    if not _AMOUNT_RE.match(text):
+        raise ValueError('must be a decimal string >= 0 with at most 2 fraction digits, e.g. "12.50"')
+    return Decimal(text)
+
+
+def _require_year_range(value: datetime) -> datetime:
+    # Years 1 and 9999 parse but cannot be shifted into every time zone.
+    if not 1900 <= value.year <= 9998:
+        raise ValueError("year out of range 1900-9998")
+    return value
+
+
+EventId = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=_CODE_PATTERN)]
+Code = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=_CODE_PATTERN)]
+Name = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+Count = Annotated[int, Field(ge=0, le=MAX_COUNT, strict=True)]
+ContractDate = Annotated[date, BeforeValidator(_require_date_text)]
+Timestamp = Annotated[AwareDatetime, BeforeValidator(_require_timestamp_text), AfterValidator(_require_year_range)]
+Amount = Annotated[Decimal, BeforeValidator(_parse_amount)]
+
+
+class Mode(StrEnum):
+    """Upload channel: pushed as it happens, or the periodic (nightly) batch."""
+
+    REALTIME = "realtime"
+    SCHEDULED = "scheduled"
+
+
+class KioskKind(StrEnum):
+    """Kind of kiosk transaction."""
+
+    REGISTRATION = "registration"
+    PAYMENT = "payment"
+
+
+class InstitutionKind(StrEnum):
+    """Kind of institution."""
+
+    DISTRICT = "district"
+    HOSPITAL = "hospital"
+
+
+class TableCategory(StrEnum):
+    """Category of a table, which decides the metric it feeds."""
+
+    OUTPATIENT_VISIT = "outpatient_visit"
+    DISCHARGE = "discharge"
+    EHR_BASIC = "ehr_basic"
+    EHR_HYPERTENSION = "ehr_hypertension"
+    EHR_DIABETES = "ehr_diabetes"
+    OTHER = "other"
+
+
+class RequiredFor(StrEnum):
+    """Which kind of institution must upload a table."""
+
+    DISTRICT = "district"
+    HOSPITAL = "hospital"
+    BOTH = "both"
+    NONE = "none"
+
+
+class EventType(StrEnum):
+    """The two ingest endpoints' event types, as carried on the Kafka topic."""
+
+    UPLOAD = "upload"
+    KIOSK = "kiosk"
+
+
+_STRICT = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=False)
+
+
+class UploadEvent(BaseModel):
+    """`POST /v1/uploads`: one CDA document / table upload."""
+
+    model_config = _STRICT
+
+    event_id: EventId
+    org_code: Code
+    table_code: Code
+    mode: Mode
+    business_date: ContractDate
+    uploaded_at: Timestamp
+    record_count: Count
+    document_count: Count = 0
+
+
+class KioskTransaction(BaseModel):
+    """`POST /v1/kiosk-transactions`: one self-service kiosk transaction."""
+
+    model_config = _STRICT
+
+    event_id: EventId
+    org_code: Code
+    kiosk_id: Code
+    kind: KioskKind
+    amount: Amount
+    occurred_at: Timestamp
+
+
+Event = UploadEvent | KioskTransaction
+
+EVENT_MODELS: dict[EventType, type[UploadEvent] | type[KioskTransaction]] = {
+    EventType.UPLOAD: UploadEvent,
+    EventType.KIOSK: KioskTransaction,
+}
+
+
+class InstitutionRow(BaseModel):
+    """Row of institutions.csv."""
+
+    model_config = _STRICT
+
+    org_code: Code
+    name: Name
+    kind: InstitutionKind
+
+
+class TableRow(BaseModel):
+    """Row of tables.csv."""
+
+    model_config = _STRICT
+
+    table_code: Code
+    name: Name
+    category: TableCategory
+    required_for: RequiredFor
+
+
+class DeclarationRow(BaseModel):
+    """Row of declarations.csv."""
+
+    model_config = _STRICT
+
+    org_code: Code
+    table_code: Code
+
+
+class KioskRow(BaseModel):
+    """Row of kiosks.csv."""
+
+    model_config = _STRICT
+
+    kiosk_id: Code
+    org_code: Code
+
+
+class ReferenceSet(BaseModel):
+    """Body of `PUT /v1/admin/reference`; the CSV folder has the same four files."""
+
+    model_config = _STRICT
+
+    institutions: list[InstitutionRow]
+    tables: list[TableRow]
+    declarations: list[DeclarationRow]
+    kiosks: list[KioskRow]
+
+
+class UploadReportRow(BaseModel):
+    """One institution's row of `GET /v1/reports/uploads`."""
+
+    model_config = ConfigDict(frozen=True)
+
+    org_code: str
+    name: str
+    kind: InstitutionKind
+    month: str
+    records_uploaded: int
+    documents_uploaded: int
+    upload_days: int
+    uploaded_tables: int
+    declared_tables: int | None
+    required_tables: int
+    table_coverage_rate: float | None
+    declared_coverage_rate: float | None
+    outpatient_visits: int
+    discharges: int
+    ehr_basic_cumulative: int
+    ehr_hypertension_cumulative: int
+    ehr_diabetes_cumulative: int
+    conformance_rate: float | None
+
+
+class KioskReportRow(BaseModel):
+    """One row of `GET /v1/reports/kiosks`; the total row has group `total`."""
+
+    model_config = ConfigDict(frozen=True)
+
+    group: Literal["hospital", "district", "total"]
+    org_code: str | None
+    name: str
+    kiosks: int
+    registrations: int
+    registration_amount: Decimal
+    payments: int
+    payment_amount: Decimal
+
+
+class MissingUploadRow(BaseModel):
+    """One institution of `GET /v1/alerts/missing-uploads`."""
+
+    model_config = ConfigDict(frozen=True)
+
+    org_code: str
+    name: str
+    kind: InstitutionKind
+    date: dt.date
+    last_upload_day: dt.date
+    active_days_in_previous_7: int

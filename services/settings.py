@@ -1,0 +1,58 @@
+"""Settings shared by both services (each service extends them in its own settings module)."""
+
+from __future__ import annotations
+
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+_PLACEHOLDERS = {"", "changeme", "change-me", "secret", "admin", "token", "test"}
+
+
+class CommonSettings(BaseSettings):
+    """Read from `TELEMETRY_*` environment variables; frozen once built."""
+
+    model_config = SettingsConfigDict(env_prefix="TELEMETRY_", frozen=True, extra="ignore")
+
+    kafka_bootstrap: str = "127.0.0.1:19092"
+    events_topic: str = "telemetry.events"
+    dead_letter_topic: str = "telemetry.events.dead-letter"
+    events_partitions: int = Field(6, ge=1)
+    database_url: SecretStr = SecretStr("postgresql://telemetry:telemetry@127.0.0.1:55432/telemetry")
+    admin_token: SecretStr
+    timezone: str = "Asia/Shanghai"
+    log_level: str = "INFO"
+
+    @field_validator("admin_token")
+    @classmethod
+    def _no_placeholder(cls, value: SecretStr | None) -> SecretStr | None:
+        # A guessable admin token would let anyone write any institution's data.
+        if value is None:
+            return None
+        secret = value.get_secret_value()
+        if secret.lower() in _PLACEHOLDERS or len(secret) < 16:
+            raise ValueError("TELEMETRY_ADMIN_TOKEN must be a random value of at least 16 characters")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
+
+    @property
+    def zone(self) -> ZoneInfo:
+        """The platform time zone."""
+        return ZoneInfo(self.timezone)
+
+
+class ToolSettings(CommonSettings):
+    """The command line's settings: the admin token is only needed by commands that post."""
+
+    admin_token: SecretStr | None = None  # type: ignore[assignment]
+    collector_url: str = "http://127.0.0.1:8080"
+    aggregator_url: str = "http://127.0.0.1:8081"

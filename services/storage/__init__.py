@@ -1,0 +1,1 @@
+"""PostgreSQL/TimescaleDB access shared by both services: migrations, reference data, tokens."""

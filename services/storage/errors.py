@@ -1,0 +1,40 @@
+"""Errors of the storage layer.
+
+StorageError
+├── MigrationError          a migration was edited after being applied, or failed
+├── ReferenceDataError      a reference set refers to unknown institutions/tables (422)
+├── TimeZoneMismatchError   the database's rollups were built in another time zone
+└── TokenNotFoundError      revoke of a token id that does not exist (404)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+class StorageError(Exception):
+    """Root of the storage errors."""
+
+
+class MigrationError(StorageError):
+    """A migration cannot be applied."""
+
+
+@dataclass
+class ReferenceDataError(StorageError):
+    """A reference load that would leave dangling references; nothing was changed."""
+
+    problems: list[str] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        shown = "; ".join(self.problems[:20])
+        more = f" (+{len(self.problems) - 20} more)" if len(self.problems) > 20 else ""
+        return f"reference data refused: {shown}{more}"
+
+
+class TimeZoneMismatchError(StorageError):
+    """The rollups were built in another platform time zone than the one configured."""
+
+
+class TokenNotFoundError(StorageError):
+    """No token has that id."""

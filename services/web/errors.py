@@ -1,0 +1,180 @@
+"""Errors a client can act on, each mapped to one status and the one JSON error shape.
+
+ApiError                     {"error": code, "detail": text, ...}
+├── MalformedBodyError       400 not JSON / not an event object or batch
+├── UnauthenticatedError     401 missing or unknown token
+├── ForbiddenError           403 token may not do this (another institution's events)
+├── NotFoundError            404
+├── PayloadTooLargeError     413 body over 1 MiB or batch over 1,000 events
+├── UnsupportedMediaError    415 not application/json
+├── InvalidEventsError       422 with every bad event by index, field and reason
+├── InvalidRequestError      422 bad query parameters or reference data
+└── UnavailableError         503 with Retry-After: cannot be made durable now
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import ORJSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from services.contract.validation import FieldProblem
+
+log = logging.getLogger(__name__)
+
+
+class ApiError(Exception):
+    """Base: an answer other than success, with a stable code."""
+
+    status = 500
+    code = "internal_error"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+    def body(self) -> dict[str, Any]:
+        """The JSON error body."""
+        return {"error": self.code, "detail": self.detail}
+
+    def headers(self) -> dict[str, str]:
+        """Extra response headers."""
+        return {}
+
+
+class MalformedBodyError(ApiError):
+    """400: the body cannot be read as the contract's JSON."""
+
+    status = 400
+    code = "malformed_body"
+
+
+class UnauthenticatedError(ApiError):
+    """401: no token, or one the platform does not know (or revoked)."""
+
+    status = 401
+    code = "unauthenticated"
+
+    def headers(self) -> dict[str, str]:
+        return {"WWW-Authenticate": "Bearer"}
+
+
+class ForbiddenError(ApiError):
+    """403: authenticated, but not allowed to do this."""
+
+    status = 403
+    code = "forbidden"
+
+
+class NotFoundError(ApiError):
+    """404."""
+
+    status = 404
+    code = "not_found"
+
+
+class PayloadTooLargeError(ApiError):
+    """413: body or batch over the contract's bounds."""
+
+    status = 413
+    code = "payload_too_large"
+
+
+class UnsupportedMediaError(ApiError):
+    """415: the body is not declared as JSON."""
+
+    status = 415
+    code = "unsupported_media_type"
+
+
+class InvalidRequestError(ApiError):
+    """422: request parameters or a reference set that cannot be used."""
+
+    status = 422
+    code = "invalid_request"
+
+    def __init__(self, detail: str, problems: Sequence[str] = ()) -> None:
+        super().__init__(detail)
+        self.problems = list(problems)
+
+    def body(self) -> dict[str, Any]:
+        body = super().body()
+        if self.problems:
+            body["problems"] = self.problems
+        return body
+
+
+class InvalidEventsError(ApiError):
+    """422: at least one event breaks the contract; none of the request was kept."""
+
+    status = 422
+    code = "invalid_events"
+
+    def __init__(self, problems: Sequence[FieldProblem], total: int) -> None:
+        bad = len({p.index for p in problems})
+        super().__init__(f"{bad} of {total} events are invalid; nothing of this request was kept")
+        self.problems = list(problems)
+
+    def body(self) -> dict[str, Any]:
+        body = super().body()
+        body["errors"] = [p.as_dict() for p in self.problems]
+        return body
+
+
+class UnavailableError(ApiError):
+    """503: the events cannot be made durable now; retry the same events later."""
+
+    status = 503
+    code = "unavailable"
+
+    def __init__(self, detail: str, retry_after_s: int) -> None:
+        super().__init__(detail)
+        self.retry_after_s = retry_after_s
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after_s)}
+
+
+def error_response(exc: ApiError) -> ORJSONResponse:
+    """The one JSON error shape."""
+    return ORJSONResponse(exc.body(), status_code=exc.status, headers=exc.headers())
+
+
+async def _api_error(request: Request, exc: Exception) -> ORJSONResponse:
+    assert isinstance(exc, ApiError)
+    return error_response(exc)
+
+
+async def _http_error(request: Request, exc: Exception) -> ORJSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    codes = {404: "not_found", 405: "method_not_allowed"}
+    return ORJSONResponse(
+        {"error": codes.get(exc.status_code, "http_error"), "detail": str(exc.detail)},
+        status_code=exc.status_code,
+        headers=getattr(exc, "headers", None),
+    )
+
+
+async def _validation_error(request: Request, exc: Exception) -> ORJSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    problems = [f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()]
+    return error_response(InvalidRequestError("invalid request parameters", problems))
+
+
+async def _unexpected(request: Request, exc: Exception) -> ORJSONResponse:
+    # The last resort still answers in the one shape; the traceback goes to the log.
+    log.exception("unhandled error", extra={"path": request.url.path, "method": request.method})
+    return ORJSONResponse({"error": "internal_error", "detail": "internal error"}, status_code=500)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Map every error to the one JSON shape."""
+    app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(Exception, _unexpected)
