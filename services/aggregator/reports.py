@@ -132,10 +132,10 @@ async def missing_uploads(conn: Connection, day: date, org_code: str | None) -> 
     rows = await conn.fetch(
         """SELECT i.org_code, i.name, i.kind, max(d.day) AS last_day, count(*) AS active_days
            FROM upload_daily d JOIN cur_institutions i USING (org_code)
-           WHERE d.day >= $1 - 7 AND d.day < $1 AND d.records > 0
+           WHERE d.day >= $1::date - 7 AND d.day < $1::date AND d.records > 0
              AND ($2::text IS NULL OR i.org_code = $2)
              AND NOT EXISTS (SELECT 1 FROM upload_daily t
-                             WHERE t.org_code = d.org_code AND t.day = $1 AND t.records > 0)
+                             WHERE t.org_code = d.org_code AND t.day = $1::date AND t.records > 0)
            GROUP BY i.org_code, i.name, i.kind
            ORDER BY i.org_code""",
         day,

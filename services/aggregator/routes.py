@@ -8,7 +8,7 @@ from datetime import date
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import ORJSONResponse, PlainTextResponse, Response
+from fastapi.responses import PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 
@@ -16,6 +16,7 @@ from services.aggregator import reports
 from services.contract.models import InstitutionKind, KioskReportRow, MissingUploadRow, UploadReportRow
 from services.web.auth import CurrentPrincipal
 from services.web.errors import InvalidRequestError
+from services.web.responses import JsonResponse
 
 router = APIRouter()
 
@@ -38,7 +39,7 @@ def _answer(model: type[BaseModel], rows: Sequence[BaseModel], fmt: str, name: s
             media_type="text/csv; charset=utf-8",
             headers={"Content-Disposition": f'attachment; filename="{name}.csv"'},
         )
-    return ORJSONResponse([row.model_dump(mode="json") for row in rows])
+    return JsonResponse([row.model_dump(mode="json") for row in rows])
 
 
 @router.get(
@@ -91,7 +92,7 @@ async def get_missing_uploads(
     """Expected = records on any of the 7 days before; missing = no records on the day."""
     async with request.app.state.pool.acquire() as conn:
         rows = await reports.missing_uploads(conn, date_, principal.org_code)
-    return ORJSONResponse([row.model_dump(mode="json") for row in rows])
+    return JsonResponse([row.model_dump(mode="json") for row in rows])
 
 
 @router.get("/healthz", tags=["operations"], summary="The process is up")
@@ -101,7 +102,7 @@ async def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz", tags=["operations"], summary="Database reachable and the consumer running")
-async def readyz(request: Request) -> ORJSONResponse:
+async def readyz(request: Request) -> JsonResponse:
     """Readiness: a database round trip and a live consumer task."""
     state: Any = request.app.state
     try:
@@ -113,7 +114,7 @@ async def readyz(request: Request) -> ORJSONResponse:
         del exc
     consuming = state.consumer_task is not None and not state.consumer_task.done()
     body = {"database": "ok" if db else "unreachable", "consumer": "running" if consuming else "stopped"}
-    return ORJSONResponse(body, status_code=200 if db and consuming else 503)
+    return JsonResponse(body, status_code=200 if db and consuming else 503)
 
 
 @router.get("/metrics", tags=["operations"], summary="Prometheus metrics", response_class=PlainTextResponse)

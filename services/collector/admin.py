@@ -6,7 +6,6 @@ from typing import Any
 
 import orjson
 from fastapi import APIRouter, Request
-from fastapi.responses import ORJSONResponse
 from pydantic import BaseModel, Field
 
 from services.storage.errors import ReferenceDataError, TokenNotFoundError
@@ -14,6 +13,7 @@ from services.storage.reference import parse_reference, replace_reference
 from services.storage.tokens import issue_token, list_tokens, revoke_token
 from services.web.auth import AdminPrincipal
 from services.web.errors import InvalidRequestError, MalformedBodyError, NotFoundError
+from services.web.responses import JsonResponse
 from services.web.schemas import request_body_schema
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
@@ -24,7 +24,7 @@ router = APIRouter(prefix="/v1/admin", tags=["admin"])
     summary="Replace the whole reference set atomically (kept as a new version)",
     openapi_extra=request_body_schema("reference-set.schema.json"),
 )
-async def put_reference(request: Request, principal: AdminPrincipal) -> ORJSONResponse:
+async def put_reference(request: Request, principal: AdminPrincipal) -> JsonResponse:
     """Load institutions, tables, declarations and kiosks; 422 and nothing changed if inconsistent."""
     try:
         body = orjson.loads(await request.body())
@@ -43,7 +43,7 @@ async def put_reference(request: Request, principal: AdminPrincipal) -> ORJSONRe
     except ReferenceDataError as exc:
         raise InvalidRequestError("reference data refused; nothing changed", exc.problems) from exc
     await request.app.state.reference.reload()
-    return ORJSONResponse(result.as_dict(), status_code=201 if result.created else 200)
+    return JsonResponse(result.as_dict(), status_code=201 if result.created else 200)
 
 
 class TokenRequest(BaseModel):

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import ORJSONResponse, PlainTextResponse, Response
+from fastapi.responses import PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from services.collector.errors import PublishUnavailableError
@@ -20,6 +20,7 @@ from services.storage.live import LiveValue
 from services.storage.reference import ReferenceSnapshot
 from services.web.auth import CurrentPrincipal
 from services.web.errors import ApiError, UnavailableError
+from services.web.responses import JsonResponse
 from services.web.schemas import ERROR_RESPONSES, request_body_schema
 
 router = APIRouter()
@@ -32,7 +33,7 @@ def _state(request: Request) -> Any:
 State = Annotated[Any, Depends(_state)]
 
 
-async def _ingest(request: Request, principal: CurrentPrincipal, event_type: EventType) -> ORJSONResponse:
+async def _ingest(request: Request, principal: CurrentPrincipal, event_type: EventType) -> JsonResponse:
     state = request.app.state
     metrics: CollectorMetrics = state.metrics
     publisher: KafkaPublisher = state.publisher
@@ -52,7 +53,7 @@ async def _ingest(request: Request, principal: CurrentPrincipal, event_type: Eve
         metrics.events_rejected.labels(event_type.value, exc.code).inc()
         raise
     metrics.events_accepted.labels(event_type.value).inc(accepted)
-    return ORJSONResponse({"accepted": accepted}, status_code=202)
+    return JsonResponse({"accepted": accepted}, status_code=202)
 
 
 @router.post(
@@ -63,7 +64,7 @@ async def _ingest(request: Request, principal: CurrentPrincipal, event_type: Eve
     responses=ERROR_RESPONSES,
     tags=["ingest"],
 )
-async def post_uploads(request: Request, principal: CurrentPrincipal) -> ORJSONResponse:
+async def post_uploads(request: Request, principal: CurrentPrincipal) -> JsonResponse:
     """`202 {"accepted": N}` once all N events are acknowledged by the broker."""
     return await _ingest(request, principal, EventType.UPLOAD)
 
@@ -76,7 +77,7 @@ async def post_uploads(request: Request, principal: CurrentPrincipal) -> ORJSONR
     responses=ERROR_RESPONSES,
     tags=["ingest"],
 )
-async def post_kiosk_transactions(request: Request, principal: CurrentPrincipal) -> ORJSONResponse:
+async def post_kiosk_transactions(request: Request, principal: CurrentPrincipal) -> JsonResponse:
     """`202 {"accepted": N}` once all N transactions are acknowledged by the broker."""
     return await _ingest(request, principal, EventType.KIOSK)
 
@@ -88,12 +89,12 @@ async def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz", tags=["operations"], summary="Kafka is reachable and reference data is loaded")
-async def readyz(state: State) -> ORJSONResponse:
+async def readyz(state: State) -> JsonResponse:
     """Readiness: a metadata round trip to the broker."""
     kafka = await state.publisher.ready()
     reference = state.reference.value.version is not None
     body = {"kafka": "ok" if kafka else "unreachable", "reference_version": state.reference.value.version}
-    return ORJSONResponse(body, status_code=200 if kafka and reference else 503)
+    return JsonResponse(body, status_code=200 if kafka and reference else 503)
 
 
 @router.get("/metrics", tags=["operations"], summary="Prometheus metrics", response_class=PlainTextResponse)

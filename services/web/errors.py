@@ -20,10 +20,10 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import ORJSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from services.contract.validation import FieldProblem
+from services.web.responses import JsonResponse
 
 log = logging.getLogger(__name__)
 
@@ -140,36 +140,36 @@ class UnavailableError(ApiError):
         return {"Retry-After": str(self.retry_after_s)}
 
 
-def error_response(exc: ApiError) -> ORJSONResponse:
+def error_response(exc: ApiError) -> JsonResponse:
     """The one JSON error shape."""
-    return ORJSONResponse(exc.body(), status_code=exc.status, headers=exc.headers())
+    return JsonResponse(exc.body(), status_code=exc.status, headers=exc.headers())
 
 
-async def _api_error(request: Request, exc: Exception) -> ORJSONResponse:
+async def _api_error(request: Request, exc: Exception) -> JsonResponse:
     assert isinstance(exc, ApiError)
     return error_response(exc)
 
 
-async def _http_error(request: Request, exc: Exception) -> ORJSONResponse:
+async def _http_error(request: Request, exc: Exception) -> JsonResponse:
     assert isinstance(exc, StarletteHTTPException)
     codes = {404: "not_found", 405: "method_not_allowed"}
-    return ORJSONResponse(
+    return JsonResponse(
         {"error": codes.get(exc.status_code, "http_error"), "detail": str(exc.detail)},
         status_code=exc.status_code,
         headers=getattr(exc, "headers", None),
     )
 
 
-async def _validation_error(request: Request, exc: Exception) -> ORJSONResponse:
+async def _validation_error(request: Request, exc: Exception) -> JsonResponse:
     assert isinstance(exc, RequestValidationError)
     problems = [f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()]
     return error_response(InvalidRequestError("invalid request parameters", problems))
 
 
-async def _unexpected(request: Request, exc: Exception) -> ORJSONResponse:
+async def _unexpected(request: Request, exc: Exception) -> JsonResponse:
     # The last resort still answers in the one shape; the traceback goes to the log.
     log.exception("unhandled error", extra={"path": request.url.path, "method": request.method})
-    return ORJSONResponse({"error": "internal_error", "detail": "internal error"}, status_code=500)
+    return JsonResponse({"error": "internal_error", "detail": "internal error"}, status_code=500)
 
 
 def install_error_handlers(app: FastAPI) -> None:
