@@ -1,0 +1,1 @@
+"""Tests of the demo data: bulletin, reference set, generated month, expected rows, replay."""
