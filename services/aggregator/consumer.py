@@ -100,8 +100,14 @@ class EventConsumer:
                 if polled:
                     await self._handle(polled)
         finally:
-            await self._consumer.stop()
-            await self._producer.stop()
+            # Bounded: with the broker gone, leaving the group cannot complete. The offsets that
+            # matter are already in the database.
+            for client in (self._consumer, self._producer):
+                try:
+                    async with asyncio.timeout(10):
+                        await client.stop()
+                except TimeoutError:
+                    log.error("kafka client did not stop in time", extra={"client": type(client).__name__})
 
     async def _start_clients(self) -> None:
         assert self._consumer is not None and self._producer is not None

@@ -14,13 +14,12 @@ from services.settings import CommonSettings
 CONSUMER_GROUP = "health-telemetry-aggregator"
 
 
-async def topic_end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
+async def topic_end_offsets(bootstrap: str, topic: str, partitions: int) -> dict[int, int]:
     """End offset per partition of `topic`."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
     try:
-        partitions = consumer.partitions_for_topic(topic) or set()
-        ends = await consumer.end_offsets([TopicPartition(topic, p) for p in partitions])
+        ends = await consumer.end_offsets([TopicPartition(topic, p) for p in range(partitions)])
         return {tp.partition: offset for tp, offset in ends.items()}
     finally:
         await consumer.stop()
@@ -40,7 +39,7 @@ async def wait_until_applied(
     settings: CommonSettings, console: Console, timeout_s: float, group: str = CONSUMER_GROUP
 ) -> bool:
     """True once every record now on the topic is applied; False after `timeout_s`."""
-    ends = await topic_end_offsets(settings.kafka_bootstrap, settings.events_topic)
+    ends = await topic_end_offsets(settings.kafka_bootstrap, settings.events_topic, settings.events_partitions)
     total = sum(ends.values())
     conn = await asyncpg.connect(settings.database_url.get_secret_value())
     try:

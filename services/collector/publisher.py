@@ -80,7 +80,13 @@ class KafkaPublisher:
             self._connecting.cancel()
             await asyncio.gather(self._connecting, return_exceptions=True)
         if self._producer is not None:
-            await self._producer.stop()
+            try:
+                async with asyncio.timeout(self._timeout_s * 2):
+                    await self._producer.stop()
+            except TimeoutError:
+                # Only records whose requests were answered 503 can still be pending here:
+                # everything answered 202 was acknowledged already. Nothing acknowledged is lost.
+                log.error("producer did not flush before shutdown; unacknowledged records dropped")
 
     async def ready(self) -> bool:
         """A real round trip to the broker: fetch the topic's metadata."""
@@ -88,10 +94,11 @@ class KafkaPublisher:
             return False
         try:
             async with asyncio.timeout(2.0):
-                partitions = await self._producer.partitions_for(self._topic)
+                # Fresh metadata from a live broker, not the producer's cached copy.
+                cluster = await self._producer.client.fetch_all_metadata()
         except (KafkaError, TimeoutError):
             return False
-        return bool(partitions)
+        return bool(cluster.partitions_for_topic(self._topic))
 
     async def publish(self, records: Sequence[OutgoingRecord]) -> None:
         """Send and wait for every ack, or raise PublishUnavailableError."""

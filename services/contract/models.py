@@ -65,6 +65,14 @@ def _parse_amount(value: Any) -> Decimal:
     return Decimal(text)
 
 
+def _json_integer(value: Any) -> Any:
+    # JSON Schema's "integer" is any number without a fraction (1.0 and 1e3 too); JSON itself
+    # does not tell 1 from 1.0. Booleans and strings stay refused.
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
 def _require_year_range(value: datetime) -> datetime:
     # Years 1 and 9999 parse but cannot be shifted into every time zone.
     if not 1900 <= value.year <= 9998:
@@ -75,7 +83,7 @@ def _require_year_range(value: datetime) -> datetime:
 EventId = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=_CODE_PATTERN)]
 Code = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=_CODE_PATTERN)]
 Name = Annotated[str, StringConstraints(min_length=1, max_length=200)]
-Count = Annotated[int, Field(ge=0, le=MAX_COUNT, strict=True)]
+Count = Annotated[int, BeforeValidator(_json_integer), Field(ge=0, le=MAX_COUNT, strict=True)]
 ContractDate = Annotated[date, BeforeValidator(_require_date_text)]
 Timestamp = Annotated[AwareDatetime, BeforeValidator(_require_timestamp_text), AfterValidator(_require_year_range)]
 Amount = Annotated[Decimal, BeforeValidator(_parse_amount)]

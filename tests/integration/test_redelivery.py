@@ -1,0 +1,110 @@
+"""Redelivery after an aggregator restart, a rewound group and a dead-letter record: counted once."""
+
+from __future__ import annotations
+
+import asyncio
+
+import asyncpg
+import httpx
+import orjson
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from tests.fixtures.events import load_reference, upload
+from tests.fixtures.stack import StackConfig, admin_headers, aggregator_running, count_events, wait_for
+
+pytestmark = pytest.mark.integration
+
+
+async def _records_uploaded(db: asyncpg.Connection) -> int:
+    return int(await db.fetchval("SELECT coalesce(sum(records), 0) FROM upload_daily"))
+
+
+async def _rewind_group_to_zero(config: StackConfig) -> None:
+    """Commit offset 0 for every partition, as if Kafka had lost the group's progress."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=config.kafka_bootstrap, group_id=config.consumer_group, enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        tps = [TopicPartition(config.events_topic, p) for p in range(config.aggregator_settings().events_partitions)]
+        consumer.assign(tps)
+        await consumer.commit(dict.fromkeys(tps, 0))
+    finally:
+        await consumer.stop()
+
+
+async def test_restart_with_rewound_offsets_counts_each_event_once(
+    stack_config: StackConfig, collector: httpx.AsyncClient, db: asyncpg.Connection
+) -> None:
+    await load_reference(collector, admin_headers())
+    events = [upload(record_count=n + 1, org_code=("D1", "D2", "H1")[n % 3]) for n in range(300)]
+    expected = sum(e["record_count"] for e in events)
+    response = await collector.post("/v1/uploads", json={"events": events}, headers=admin_headers())
+    assert response.status_code == 202
+
+    async def all_stored() -> bool:
+        return await count_events(db) == 300
+
+    async with aggregator_running(stack_config):
+        await wait_for(all_stored, "first pass applied")
+    assert await _records_uploaded(db) == expected
+
+    # Kafka forgets the group's progress: the restarted aggregator must seek to the offsets
+    # stored with the rows, so nothing is applied twice.
+    await _rewind_group_to_zero(stack_config)
+    more = [upload(record_count=1000)]
+    assert (await collector.post("/v1/uploads", json={"events": more}, headers=admin_headers())).status_code == 202
+    async with aggregator_running(stack_config):
+
+        async def new_one_stored() -> bool:
+            return await count_events(db) == 301
+
+        await wait_for(new_one_stored, "second pass applied")
+        await asyncio.sleep(0.5)
+    assert await _records_uploaded(db) == expected + 1000
+
+    # Even with the stored offsets gone too, the event keys keep every event counted once.
+    await db.execute("DELETE FROM consumer_offsets")
+    await _rewind_group_to_zero(stack_config)
+    async with aggregator_running(stack_config) as client:
+        metrics_app = client.app  # type: ignore[attr-defined]
+
+        async def replayed() -> bool:
+            applied = metrics_app.state.metrics.registry.get_sample_value("aggregator_events_duplicate_total")
+            return bool(applied and applied >= 301)
+
+        await wait_for(replayed, "full replay seen as duplicates")
+    assert await _records_uploaded(db) == expected + 1000
+    assert await db.fetchval("SELECT count(*) FROM upload_events") == 301
+
+
+async def test_undecodable_record_goes_to_the_dead_letter_topic_and_consumption_continues(
+    stack_config: StackConfig, collector: httpx.AsyncClient, aggregator: httpx.AsyncClient, db: asyncpg.Connection
+) -> None:
+    await load_reference(collector, admin_headers())
+    producer = AIOKafkaProducer(bootstrap_servers=stack_config.kafka_bootstrap)
+    await producer.start()
+    try:
+        await producer.send_and_wait(stack_config.events_topic, b"\xff not json", key=b"D1")
+        bad_event = {"v": 1, "type": "upload", "received_at": "2020-04-01T00:00:00+00:00", "events": [{"x": 1}]}
+        await producer.send_and_wait(stack_config.events_topic, orjson.dumps(bad_event), key=b"D1")
+    finally:
+        await producer.stop()
+    assert (await collector.post("/v1/uploads", json=upload(), headers=admin_headers())).status_code == 202
+
+    async def good_one_stored() -> bool:
+        return await count_events(db) == 1
+
+    await wait_for(good_one_stored, "valid event after the poison records")
+    consumer = AIOKafkaConsumer(
+        stack_config.dead_letter_topic, bootstrap_servers=stack_config.kafka_bootstrap, auto_offset_reset="earliest"
+    )
+    await consumer.start()
+    try:
+        got = await consumer.getmany(timeout_ms=5000)
+        letters = [orjson.loads(r.value) for records in got.values() for r in records]
+    finally:
+        await consumer.stop()
+    assert sorted(letter["reason"] for letter in letters) == ["invalid_event", "undecodable"]
+    assert all(letter["origin"]["topic"] == stack_config.events_topic for letter in letters)
