@@ -20,7 +20,7 @@ from services.contract.models import (
     UploadReportRow,
 )
 
-RATE_DIGITS = 4
+RATE_DIGITS = 6
 
 
 @dataclass

@@ -30,7 +30,8 @@ app.add_typer(reference_app, name="reference")
 app.add_typer(report_app, name="report")
 app.add_typer(demo_app, name="demo")
 
-console = Console()
+# Reports are wide; outside a terminal (logs, CI) rich would squeeze them into 80 columns.
+console = Console(width=None if sys.stdout.isatty() else 200)
 err = Console(stderr=True)
 T = TypeVar("T")
 
@@ -202,6 +203,53 @@ def demo_replay(
     token = settings.admin_token.get_secret_value()
     result = asyncio.run(replay.replay_month(settings.collector_url, token, concurrency=concurrency, seed=seed))
     console.print(f"posted {result}")
+
+
+@demo_app.command("check")
+def demo_check(seed: Annotated[int, typer.Option(help="seed of the replayed stream")] = 20200401) -> None:
+    """Compare the April 2020 reports in the database with the bulletin (and the demo plan)."""
+    from services.aggregator.reports import kiosks_report, uploads_report
+    from services.demo.expected import (
+        compare_kiosk_report,
+        compare_upload_report,
+        expected_kiosk_rows,
+        expected_upload_rows,
+    )
+    from services.demo.month import plan_month
+
+    april = date(2020, 4, 1)
+
+    async def fetch(conn: Connection) -> tuple[list[UploadReportRow], list[UploadReportRow], list[KioskReportRow]]:
+        return (
+            await uploads_report(conn, april, InstitutionKind.DISTRICT, None),
+            await uploads_report(conn, april, InstitutionKind.HOSPITAL, None),
+            await kiosks_report(conn, april, None),
+        )
+
+    districts, hospitals, kiosks = _with_db(fetch)
+    plan = plan_month(seed)
+    checks = {
+        "district uploads (数据采集情况（区）)": compare_upload_report(
+            expected_upload_rows("district", plan), [r.model_dump(mode="json") for r in districts]
+        ),
+        "hospital uploads (数据采集情况（医院）)": compare_upload_report(
+            expected_upload_rows("hospital", plan), [r.model_dump(mode="json") for r in hospitals]
+        ),
+        "kiosk use (自助终端使用情况)": compare_kiosk_report(
+            expected_kiosk_rows(plan.reference), [r.model_dump(mode="json") for r in kiosks]
+        ),
+    }
+    failed = False
+    for name, problems in checks.items():
+        if problems:
+            failed = True
+            console.print(f"[red]✗[/] {name}: {len(problems)} differences")
+            for problem in problems[:20]:
+                console.print(f"    {problem}")
+        else:
+            console.print(f"[green]✓[/] {name} reproduces the April 2020 bulletin")
+    if failed:
+        raise typer.Exit(1)
 
 
 @app.command("wait-applied")

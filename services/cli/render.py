@@ -14,27 +14,27 @@ from services.contract.models import MissingUploadRow
 from services.storage.tokens import TokenInfo
 
 _UPLOAD_COLUMNS = [
-    ("name", "单位 institution"),
-    ("declared_tables", "申明/规定 declared/required"),
-    ("uploaded_tables", "已上传表 uploaded"),
-    ("records_uploaded", "数据上传量 records"),
-    ("upload_days", "上传天数 days"),
-    ("outpatient_visits", "门诊 outpatient"),
-    ("discharges", "出院 discharges"),
-    ("ehr_basic_cumulative", "健康档案 EHR"),
-    ("ehr_hypertension_cumulative", "高血压 hypertension"),
-    ("ehr_diabetes_cumulative", "糖尿病 diabetes"),
-    ("table_coverage_rate", "覆盖率 coverage"),
-    ("conformance_rate", "符合率 conformance"),
+    ("name", "单位\ninstitution"),
+    ("declared_tables", "申明/规定\ndeclared/required"),
+    ("uploaded_tables", "已上传表\nuploaded"),
+    ("records_uploaded", "数据上传量\nrecords"),
+    ("upload_days", "上传天数\ndays"),
+    ("outpatient_visits", "门诊\noutpatient"),
+    ("discharges", "出院\ndischarges"),
+    ("ehr_basic_cumulative", "健康档案\nEHR"),
+    ("ehr_hypertension_cumulative", "高血压\nhypertension"),
+    ("ehr_diabetes_cumulative", "糖尿病\ndiabetes"),
+    ("table_coverage_rate", "覆盖率\ncoverage"),
+    ("conformance_rate", "符合率\nconformance"),
 ]
 _KIOSK_COLUMNS = [
     ("group", "group"),
-    ("name", "单位 institution"),
-    ("kiosks", "终端数 kiosks"),
-    ("registrations", "挂号 registrations"),
-    ("registration_amount", "挂号金额 amount"),
-    ("payments", "缴费 payments"),
-    ("payment_amount", "缴费金额 amount"),
+    ("name", "单位\ninstitution"),
+    ("kiosks", "终端数\nkiosks"),
+    ("registrations", "挂号\nregistrations"),
+    ("registration_amount", "挂号金额\namount"),
+    ("payments", "缴费\npayments"),
+    ("payment_amount", "缴费金额\namount"),
 ]
 
 
