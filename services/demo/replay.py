@@ -36,12 +36,11 @@ from rich.progress import (
 )
 from rich.text import Text
 
+from services.contract.models import MAX_BATCH_EVENTS, MAX_BODY_BYTES
 from services.demo.errors import ReplayError
 from services.demo.month import DEFAULT_SEED, plan_month
 
 ENDPOINTS: Mapping[str, str] = {"upload": "/v1/uploads", "kiosk": "/v1/kiosk-transactions"}
-MAX_BATCH_EVENTS = 1_000
-MAX_BODY_BYTES = 1024 * 1024
 _RETRY_STATUSES = frozenset({429, 503})
 _ACCEPTED = 202
 
