@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
+from typing import Any
 
 from services.aggregator.rollups import RollupDeltas
 from services.contract.models import EventType, KioskTransaction, UploadEvent
@@ -220,67 +221,59 @@ async def _insert_kiosk(conn: Connection, rows: list[ConsumedEvent]) -> None:
     )
 
 
+@dataclass(frozen=True)
+class _AdditiveRollup:
+    """An additive rollup table: `sums` are added to the row with the same `keys`."""
+
+    table: str
+    keys: tuple[tuple[str, str], ...]
+    sums: tuple[tuple[str, str], ...]
+
+    @property
+    def sql(self) -> str:
+        """Upsert of one delta per key, from one array parameter per column."""
+        columns = self.keys + self.sums
+        names = ", ".join(name for name, _ in columns)
+        arrays = ", ".join(f"${n}::{pg_type}[]" for n, (_, pg_type) in enumerate(columns, start=1))
+        updates = ", ".join(f"{name} = {self.table}.{name} + excluded.{name}" for name, _ in self.sums)
+        conflict = ", ".join(name for name, _ in self.keys)
+        return (
+            f"INSERT INTO {self.table} ({names}) SELECT * FROM unnest({arrays}) "
+            f"ON CONFLICT ({conflict}) DO UPDATE SET {updates}"
+        )
+
+
+_UPLOAD_SUMS = (("records", "bigint"), ("documents", "bigint"), ("events", "bigint"))
+_UPLOAD_DAILY = _AdditiveRollup("upload_daily", (("org_code", "text"), ("day", "date")), _UPLOAD_SUMS)
+_UPLOAD_MONTHLY = _AdditiveRollup(
+    "upload_monthly_tables", (("org_code", "text"), ("month", "date"), ("table_code", "text")), _UPLOAD_SUMS
+)
+_CONFORMANCE = _AdditiveRollup(
+    "conformance_daily",
+    (("org_code", "text"), ("table_code", "text"), ("business_date", "date")),
+    (("realtime_records", "bigint"), ("scheduled_records", "bigint")),
+)
+_KIOSK = _AdditiveRollup(
+    "kiosk_monthly",
+    (("org_code", "text"), ("month", "date"), ("kind", "text")),
+    (("transactions", "bigint"), ("amount", "numeric")),
+)
+
+
+async def _upsert(conn: Connection, rollup: _AdditiveRollup, rows: list[tuple[Any, ...]]) -> None:
+    # Rows sorted by key, so concurrent transactions lock rollup rows in the same order.
+    if rows:
+        rows.sort(key=lambda row: row[: len(rollup.keys)])
+        await conn.execute(rollup.sql, *(list(column) for column in zip(*rows, strict=True)))
+
+
 async def _apply_deltas(conn: Connection, d: RollupDeltas) -> None:
-    # Keys are sorted so concurrent transactions lock rollup rows in the same order.
-    if d.upload_daily:
-        keys = sorted(d.upload_daily)
-        await conn.execute(
-            """INSERT INTO upload_daily (org_code, day, records, documents, events)
-               SELECT * FROM unnest($1::text[], $2::date[], $3::bigint[], $4::bigint[], $5::bigint[])
-               ON CONFLICT (org_code, day) DO UPDATE SET
-                 records = upload_daily.records + excluded.records,
-                 documents = upload_daily.documents + excluded.documents,
-                 events = upload_daily.events + excluded.events""",
-            [k[0] for k in keys],
-            [k[1] for k in keys],
-            [d.upload_daily[k].records for k in keys],
-            [d.upload_daily[k].documents for k in keys],
-            [d.upload_daily[k].events for k in keys],
-        )
-    if d.upload_monthly_tables:
-        keys3 = sorted(d.upload_monthly_tables)
-        await conn.execute(
-            """INSERT INTO upload_monthly_tables (org_code, month, table_code, records, documents, events)
-               SELECT * FROM unnest($1::text[], $2::date[], $3::text[], $4::bigint[], $5::bigint[], $6::bigint[])
-               ON CONFLICT (org_code, month, table_code) DO UPDATE SET
-                 records = upload_monthly_tables.records + excluded.records,
-                 documents = upload_monthly_tables.documents + excluded.documents,
-                 events = upload_monthly_tables.events + excluded.events""",
-            [k[0] for k in keys3],
-            [k[1] for k in keys3],
-            [k[2] for k in keys3],
-            [d.upload_monthly_tables[k].records for k in keys3],
-            [d.upload_monthly_tables[k].documents for k in keys3],
-            [d.upload_monthly_tables[k].events for k in keys3],
-        )
-    if d.conformance:
-        ckeys = sorted(d.conformance)
-        await conn.execute(
-            """INSERT INTO conformance_daily (org_code, table_code, business_date, realtime_records, scheduled_records)
-               SELECT * FROM unnest($1::text[], $2::text[], $3::date[], $4::bigint[], $5::bigint[])
-               ON CONFLICT (org_code, business_date, table_code) DO UPDATE SET
-                 realtime_records = conformance_daily.realtime_records + excluded.realtime_records,
-                 scheduled_records = conformance_daily.scheduled_records + excluded.scheduled_records""",
-            [k[0] for k in ckeys],
-            [k[1] for k in ckeys],
-            [k[2] for k in ckeys],
-            [d.conformance[k].realtime for k in ckeys],
-            [d.conformance[k].scheduled for k in ckeys],
-        )
-    if d.kiosk_monthly:
-        kkeys = sorted(d.kiosk_monthly)
-        await conn.execute(
-            """INSERT INTO kiosk_monthly (org_code, month, kind, transactions, amount)
-               SELECT * FROM unnest($1::text[], $2::date[], $3::text[], $4::bigint[], $5::numeric[])
-               ON CONFLICT (org_code, month, kind) DO UPDATE SET
-                 transactions = kiosk_monthly.transactions + excluded.transactions,
-                 amount = kiosk_monthly.amount + excluded.amount""",
-            [k[0] for k in kkeys],
-            [k[1] for k in kkeys],
-            [k[2] for k in kkeys],
-            [d.kiosk_monthly[k].transactions for k in kkeys],
-            [d.kiosk_monthly[k].amount for k in kkeys],
-        )
+    await _upsert(conn, _UPLOAD_DAILY, [(*k, t.records, t.documents, t.events) for k, t in d.upload_daily.items()])
+    await _upsert(
+        conn, _UPLOAD_MONTHLY, [(*k, t.records, t.documents, t.events) for k, t in d.upload_monthly_tables.items()]
+    )
+    await _upsert(conn, _CONFORMANCE, [(*k, p.realtime, p.scheduled) for k, p in d.conformance.items()])
+    await _upsert(conn, _KIOSK, [(*k, t.transactions, t.amount) for k, t in d.kiosk_monthly.items()])
     if d.last_seen:
         lkeys = sorted(d.last_seen)
         await conn.execute(
