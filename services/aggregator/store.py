@@ -132,7 +132,7 @@ async def apply_batch(conn: Connection, group: str, topic: str, batch: Batch, zo
             for c in kiosk:
                 assert isinstance(c.event, KioskTransaction)
                 deltas.fold_kiosk(c.event, zone)
-        await _apply_deltas(conn, deltas)
+        await apply_deltas(conn, deltas)
         await conn.execute(
             """UPDATE consumer_offsets AS c SET next_offset = n.next_offset, updated_at = now()
                FROM unnest($3::int[], $4::bigint[]) AS n(kafka_partition, next_offset)
@@ -267,7 +267,8 @@ async def _upsert(conn: Connection, rollup: _AdditiveRollup, rows: list[tuple[An
         await conn.execute(rollup.sql, *(list(column) for column in zip(*rows, strict=True)))
 
 
-async def _apply_deltas(conn: Connection, d: RollupDeltas) -> None:
+async def apply_deltas(conn: Connection, d: RollupDeltas) -> None:
+    """Add the deltas to the rollup tables (inside the caller's transaction)."""
     await _upsert(conn, _UPLOAD_DAILY, [(*k, t.records, t.documents, t.events) for k, t in d.upload_daily.items()])
     await _upsert(
         conn, _UPLOAD_MONTHLY, [(*k, t.records, t.documents, t.events) for k, t in d.upload_monthly_tables.items()]

@@ -252,6 +252,29 @@ def demo_check(seed: Annotated[int, typer.Option(help="seed of the replayed stre
         raise typer.Exit(1)
 
 
+@app.command("rebuild-rollups")
+def rebuild_rollups_command() -> None:
+    """Recompute every rollup from the raw events (after a metric change, or to verify the live path)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from services.aggregator.rebuild import raw_event_count, rebuild_rollups
+
+    zone_name = _settings().timezone
+
+    async def run(conn: Connection) -> int:
+        total = await raw_event_count(conn)
+        with Progress(
+            TextColumn("rebuilding rollups"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
+        ) as bar:
+            task = bar.add_task("rebuild", total=total)
+            done = await rebuild_rollups(conn, zone_name, lambda n: bar.update(task, completed=n))
+            bar.update(task, completed=done)
+        return done
+
+    folded = _with_db(run)
+    console.print(f"rollups rebuilt from {folded:,} raw events in {zone_name}")
+
+
 @app.command("wait-applied")
 def wait_applied(timeout_s: Annotated[float, typer.Option(help="give up after this long")] = 120.0) -> None:
     """Wait until the aggregator has applied everything on the events topic (with progress)."""

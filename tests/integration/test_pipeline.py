@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import random
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -28,7 +27,7 @@ from services.contract.models import (
     TableCategory,
     UploadEvent,
 )
-from tests.fixtures.events import REFERENCE, kiosk, load_reference, upload
+from tests.fixtures.events import REFERENCE, load_reference, random_stream, upload
 from tests.fixtures.stack import admin_headers, count_events, wait_for
 
 pytestmark = pytest.mark.integration
@@ -66,56 +65,11 @@ def _reference_view() -> ReferenceView:
     )
 
 
-def _random_stream(seed: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Both channels, March–May, near midnight, odd offsets, zero counts, duplicates, shuffled."""
-    rng = random.Random(seed)
-    uploads: list[dict[str, Any]] = []
-    tables = [t["table_code"] for t in REFERENCE["tables"]]
-    base = datetime(2020, 3, 28, tzinfo=SHANGHAI)
-    for n in range(1500):
-        moment = base + timedelta(seconds=rng.randrange(0, 40 * 86400))
-        if n % 10 == 0:  # within a minute of local midnight
-            moment = moment.replace(hour=23, minute=59, second=rng.randrange(0, 60)) + timedelta(
-                seconds=rng.choice([0, 61])
-            )
-        offset = rng.choice([SHANGHAI, UTC, ZoneInfo("America/New_York")])
-        business = (moment.astimezone(SHANGHAI) - timedelta(days=rng.choice([0, 0, 1]))).date()
-        uploads.append(
-            upload(
-                org_code=rng.choice(["D1", "D2", "H1"]),
-                table_code=rng.choice(tables),
-                mode=rng.choice(["realtime", "scheduled"]),
-                business_date=business.isoformat(),
-                uploaded_at=moment.astimezone(offset).isoformat(),
-                record_count=rng.choice([0, 1, 5, 17, 250]),
-                document_count=rng.choice([0, 0, 3]),
-            )
-        )
-    payments: list[dict[str, Any]] = []
-    for _ in range(600):
-        moment = base + timedelta(seconds=rng.randrange(0, 40 * 86400))
-        org, kiosk_id = rng.choice([("H1", "K-H1-1"), ("H1", "K-H1-2"), ("D1", "K-D1-1")])
-        payments.append(
-            kiosk(
-                org_code=org,
-                kiosk_id=kiosk_id,
-                kind=rng.choice(["registration", "payment"]),
-                amount=f"{rng.randrange(0, 100000) / 100:.2f}",
-                occurred_at=moment.astimezone(rng.choice([SHANGHAI, UTC])).isoformat(),
-            )
-        )
-    uploads += rng.sample(uploads, 100)  # resubmissions, identical
-    payments += rng.sample(payments, 50)
-    rng.shuffle(uploads)
-    rng.shuffle(payments)
-    return uploads, payments
-
-
 async def test_every_metric_matches_the_contract_definitions(
     collector: httpx.AsyncClient, aggregator: httpx.AsyncClient, db: asyncpg.Connection
 ) -> None:
     await load_reference(collector, admin_headers())
-    uploads, payments = _random_stream(seed=7)
+    uploads, payments = random_stream(seed=7)
     await _post(collector, "/v1/uploads", uploads)
     await _post(collector, "/v1/kiosk-transactions", payments)
     distinct = len({e["event_id"] for e in uploads}) + len({e["event_id"] for e in payments})
