@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
 from services.collector import admin, routes
+from services.collector.limits import ConcurrencyLimitMiddleware, RateLimiter
 from services.collector.metrics import CollectorMetrics
 from services.collector.publisher import KafkaPublisher
 from services.collector.settings import CollectorSettings
@@ -63,9 +64,17 @@ def create_app(settings: CollectorSettings, registry: CollectorRegistry | None =
     )
     app.state.settings = settings
     app.state.metrics = metrics
+    app.state.rate_limiter = RateLimiter(settings.rate_limit_events_per_s, settings.rate_limit_burst_events)
     install_error_handlers(app)
     app.include_router(routes.router)
     app.include_router(admin.router)
+    app.add_middleware(
+        ConcurrencyLimitMiddleware,
+        limit=settings.max_concurrent_requests,
+        paths=("/v1/uploads", "/v1/kiosk-transactions"),
+        retry_after_s=settings.retry_after_s,
+    )
+    # Added last, so it is outermost and also counts the requests the limit refuses.
     app.add_middleware(InstrumentationMiddleware, metrics=metrics.http)
     return app
 

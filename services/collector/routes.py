@@ -43,6 +43,8 @@ async def _ingest(request: Request, principal: CurrentPrincipal, event_type: Eve
         body = await read_body(request)
         raw_events = parse_events(body)
         authorize(principal, raw_events)
+        if principal.org_code is not None:
+            state.rate_limiter.check(principal.org_code, len(raw_events))
         accepted = validate_events(event_type, raw_events, reference.value)
         records = encode_records(event_type, raw_events, datetime.now(UTC))
         try:

@@ -126,6 +126,20 @@ class InvalidEventsError(ApiError):
         return body
 
 
+class TooManyRequestsError(ApiError):
+    """429: this institution sends faster than its rate limit; retry after the pause."""
+
+    status = 429
+    code = "rate_limited"
+
+    def __init__(self, detail: str, retry_after_s: int) -> None:
+        super().__init__(detail)
+        self.retry_after_s = retry_after_s
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after_s)}
+
+
 class UnavailableError(ApiError):
     """503: the events cannot be made durable now; retry the same events later."""
 

@@ -57,5 +57,6 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     413: {"description": "Body over 1 MiB or batch over 1,000 events", **_ERROR},
     415: {"description": "Not application/json", **_ERROR},
     422: {"description": "Invalid events, listed by index, field and reason; nothing kept", **_ERROR},
+    429: {"description": "This institution is over its rate limit; see Retry-After", **_ERROR},
     503: {"description": "Cannot be made durable now; see Retry-After", **_ERROR},
 }

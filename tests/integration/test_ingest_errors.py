@@ -8,9 +8,11 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+from prometheus_client import CollectorRegistry
 
+from services.collector.app import create_app as create_collector
 from tests.fixtures.events import kiosk, load_reference, upload
-from tests.fixtures.stack import admin_headers, count_events, wait_for
+from tests.fixtures.stack import StackConfig, admin_headers, count_events, running, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -147,3 +149,29 @@ async def test_body_errors(collector: httpx.AsyncClient) -> None:
     _assert_error(await collector.post("/v1/uploads", content=big, headers=json_headers), 413, "payload_too_large")
     too_many = {"events": [upload() for _ in range(1001)]}
     _assert_error(await collector.post("/v1/uploads", json=too_many, headers=headers), 413, "payload_too_large")
+
+
+async def test_an_institution_over_its_rate_gets_429_and_others_are_served(
+    stack_config: StackConfig,
+) -> None:
+    app = create_collector(
+        stack_config.collector_settings(rate_limit_events_per_s=1, rate_limit_burst_events=3), CollectorRegistry()
+    )
+    async with running(app, "http://collector") as collector:
+        await load_reference(collector, admin_headers())
+        _, token_d1 = await _issue(collector, "D1")
+        _, token_d2 = await _issue(collector, "D2")
+        d1 = {"Authorization": f"Bearer {token_d1}"}
+        d2 = {"Authorization": f"Bearer {token_d2}"}
+
+        async def ready() -> bool:
+            return (await collector.get("/readyz")).status_code == 200
+
+        await wait_for(ready, "collector ready")
+        burst = {"events": [upload(org_code="D1") for _ in range(3)]}
+        assert (await collector.post("/v1/uploads", json=burst, headers=d1)).status_code == 202
+        batch = {"events": [upload(org_code="D1"), upload(org_code="D1")]}
+        refused = await collector.post("/v1/uploads", json=batch, headers=d1)
+        body = _assert_error(refused, 429, "rate_limited")
+        assert "D1" in body["detail"] and int(refused.headers["Retry-After"]) >= 1
+        assert (await collector.post("/v1/uploads", json=upload(org_code="D2"), headers=d2)).status_code == 202
