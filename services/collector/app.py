@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -11,8 +12,9 @@ from prometheus_client import CollectorRegistry
 from services.collector import admin, routes
 from services.collector.limits import ConcurrencyLimitMiddleware, RateLimiter
 from services.collector.metrics import CollectorMetrics
-from services.collector.publisher import KafkaPublisher
+from services.collector.publisher import DurablePublisher, KafkaPublisher
 from services.collector.settings import CollectorSettings
+from services.collector.spool import AsyncSpool, Spool
 from services.storage.database import open_pool
 from services.storage.live import LiveValue
 from services.storage.reference import REFERENCE_CHANNEL, ReferenceSnapshot, load_snapshot
@@ -33,14 +35,17 @@ def create_app(settings: CollectorSettings, registry: CollectorRegistry | None =
             "reference", pool, load_snapshot, REFERENCE_CHANNEL, ReferenceSnapshot.empty(), settings.cache_refresh_s
         )
         tokens = token_cache(pool, settings.cache_refresh_s)
-        publisher = KafkaPublisher(
+        kafka = KafkaPublisher(
             settings.kafka_bootstrap,
             settings.events_topic,
             settings.publish_timeout_s,
             metrics,
             settings.producer_linger_ms,
             prepare=lambda: prepare_topics(settings),
+            probe_s=settings.kafka_probe_s,
         )
+        spool = await asyncio.to_thread(Spool, settings.spool_dir, settings.spool_max_bytes)
+        publisher = DurablePublisher(kafka, AsyncSpool(spool), metrics)
         app.state.pool = pool
         app.state.reference = reference
         app.state.authenticator = Authenticator(settings.admin_token.get_secret_value(), tokens)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from services.web.instrumentation import HttpMetrics
 
@@ -38,6 +38,43 @@ class CollectorMetrics:
             "kafka_publish_errors",
             "Publishes that failed, by error type.",
             ["error_type"],
+            namespace="collector",
+            registry=registry,
+        )
+        self.kafka_up = Gauge(
+            "kafka_up",
+            "1 while the broker answers a metadata round trip for the events topic, else 0 "
+            "(probed every kafka_probe_s and on each GET /readyz).",
+            namespace="collector",
+            registry=registry,
+        )
+        self.spool_bytes = Gauge(
+            "spool_bytes",
+            "Bytes in the local spool waiting to be forwarded to Kafka.",
+            namespace="collector",
+            registry=registry,
+        )
+        self.spool_events = Gauge(
+            "spool_events",
+            "Events in the local spool waiting to be forwarded to Kafka.",
+            namespace="collector",
+            registry=registry,
+        )
+        self.spool_oldest_age = Gauge(
+            "spool_oldest_age_seconds",
+            "Age of the oldest spooled record not yet forwarded (0 when empty).",
+            namespace="collector",
+            registry=registry,
+        )
+        self.spooled_events = Counter(
+            "spooled_events",
+            "Events acknowledged from the local spool because Kafka could not take them.",
+            namespace="collector",
+            registry=registry,
+        )
+        self.forwarded_events = Counter(
+            "spool_forwarded_events",
+            "Spooled events forwarded to Kafka.",
             namespace="collector",
             registry=registry,
         )

@@ -12,6 +12,7 @@ from aiokafka.errors import KafkaError
 
 from services.collector.errors import PublishUnavailableError
 from services.collector.metrics import CollectorMetrics
+from services.collector.spool import AsyncSpool, SpoolFullError
 from services.contract.envelope import OutgoingRecord
 
 log = logging.getLogger(__name__)
@@ -30,6 +31,7 @@ class KafkaPublisher:
         metrics: CollectorMetrics,
         linger_ms: int = 2,
         prepare: Callable[[], Awaitable[object]] | None = None,
+        probe_s: float = 5.0,
     ) -> None:
         self._bootstrap = bootstrap
         self._topic = topic
@@ -37,8 +39,10 @@ class KafkaPublisher:
         self._metrics = metrics
         self._linger_ms = linger_ms
         self._prepare = prepare
+        self._probe_s = probe_s
         self._producer: AIOKafkaProducer | None = None
         self._connecting: asyncio.Task[None] | None = None
+        self._probing: asyncio.Task[None] | None = None
 
     def _new_producer(self) -> AIOKafkaProducer:
         return AIOKafkaProducer(
@@ -54,7 +58,16 @@ class KafkaPublisher:
 
     async def start(self) -> None:
         """Connect in the background, so the collector starts (and says unready) without Kafka."""
+        self._metrics.kafka_up.set(0)
         self._connecting = asyncio.create_task(self._connect(), name="kafka-connect")
+        self._probing = asyncio.create_task(self._probe(), name="kafka-probe")
+
+    async def _probe(self) -> None:
+        # collector_kafka_up must change while no client asks /readyz and no event
+        # arrives: an outage at night is seen before the morning's first upload.
+        while True:
+            await self.ready()
+            await asyncio.sleep(self._probe_s)
 
     async def _connect(self) -> None:
         delay = 0.5
@@ -76,9 +89,10 @@ class KafkaPublisher:
 
     async def stop(self) -> None:
         """Flush what was sent and close."""
-        if self._connecting is not None and not self._connecting.done():
-            self._connecting.cancel()
-            await asyncio.gather(self._connecting, return_exceptions=True)
+        for task in (self._probing, self._connecting):
+            if task is not None and not task.done():
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
         if self._producer is not None:
             try:
                 async with asyncio.timeout(self._timeout_s * 2):
@@ -89,7 +103,12 @@ class KafkaPublisher:
                 log.error("producer did not flush before shutdown; unacknowledged records dropped")
 
     async def ready(self) -> bool:
-        """A real round trip to the broker: fetch the topic's metadata."""
+        """A real round trip to the broker: fetch the topic's metadata (also sets collector_kafka_up)."""
+        up = await self._round_trip()
+        self._metrics.kafka_up.set(1 if up else 0)
+        return up
+
+    async def _round_trip(self) -> bool:
         if self._producer is None:
             return False
         try:
@@ -132,3 +151,99 @@ def _consume_outcome(future: asyncio.Future[object]) -> None:
     # Read the late outcome so asyncio does not report it as never retrieved.
     if not future.cancelled():
         future.exception()
+
+
+class DurablePublisher:
+    """Kafka first; while Kafka cannot take records, the fsync'ed spool; forward the spool in order.
+
+    `publish` returns only once the records are acknowledged by the broker or fsync'ed in
+    the spool; it raises PublishUnavailableError only when both are impossible (spool full).
+    After a failed send it stops trying Kafka on the request path (no 5 s wait per request
+    during an outage) until the forwarder has delivered the spool again.
+    """
+
+    def __init__(
+        self, kafka: KafkaPublisher, spool: AsyncSpool, metrics: CollectorMetrics, forward_records: int = 200
+    ) -> None:
+        self.kafka = kafka
+        self._spool = spool
+        self._metrics = metrics
+        self._forward_records = forward_records
+        self._kafka_ok = True
+        self._wake = asyncio.Event()
+        self._forwarder: asyncio.Task[None] | None = None
+        metrics.spool_bytes.set_function(lambda: spool.spool.pending_bytes)
+        metrics.spool_events.set_function(lambda: spool.spool.pending_events)
+        metrics.spool_oldest_age.set_function(self._oldest_age)
+
+    def _oldest_age(self) -> float:
+        oldest = self._spool.spool.oldest_at
+        return 0.0 if oldest is None else max(time.time() - oldest, 0.0)
+
+    async def start(self) -> None:
+        """Connect to Kafka and start forwarding what an earlier run left in the spool."""
+        await self.kafka.start()
+        self._kafka_ok = self._spool.spool.empty
+        self._forwarder = asyncio.create_task(self._forward(), name="spool-forwarder")
+
+    async def stop(self) -> None:
+        """Stop forwarding (the spool keeps what is left) and close Kafka."""
+        if self._forwarder is not None:
+            self._forwarder.cancel()
+            await asyncio.gather(self._forwarder, return_exceptions=True)
+        await self.kafka.stop()
+        self._spool.spool.close()
+
+    async def ready(self) -> bool:
+        """Kafka reachable (the spool's state is reported by metrics)."""
+        return await self.kafka.ready()
+
+    @property
+    def spooling(self) -> bool:
+        """Whether requests currently go to the spool."""
+        return not self._kafka_ok
+
+    async def publish(self, records: Sequence[OutgoingRecord]) -> None:
+        """Durable in Kafka or in the spool when this returns."""
+        if self._kafka_ok and self._spool.spool.empty:
+            try:
+                await self.kafka.publish(records)
+                return
+            except PublishUnavailableError as exc:
+                log.warning("kafka unavailable; spooling", extra={"error_type": exc.error_type})
+                self._kafka_ok = False
+        try:
+            await self._spool.append(records)
+        except SpoolFullError as exc:
+            self._metrics.publish_errors.labels(error_type="spool_full").inc()
+            raise PublishUnavailableError(
+                "the event broker is unreachable and the local spool is full", "spool_full"
+            ) from exc
+        self._metrics.spooled_events.inc(sum(r.events for r in records))
+        self._wake.set()
+
+    async def _forward(self) -> None:
+        delay = 0.2
+        while True:
+            if self._spool.spool.empty:
+                self._wake.clear()
+                try:
+                    await asyncio.wait_for(self._wake.wait(), 1.0)
+                except TimeoutError:
+                    continue
+            records, position = await self._spool.read_batch(self._forward_records)
+            if not records:
+                await asyncio.sleep(0.05)
+                continue
+            try:
+                await self.kafka.publish(records)
+            except PublishUnavailableError:
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+                continue
+            delay = 0.2
+            await self._spool.advance(position, records)
+            self._metrics.forwarded_events.inc(sum(r.events for r in records))
+            if self._spool.spool.empty:
+                self._kafka_ok = True
+                log.info("spool drained; publishing directly again")

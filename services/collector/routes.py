@@ -12,7 +12,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from services.collector.errors import PublishUnavailableError
 from services.collector.ingest import authorize, parse_events, read_body, validate_events
 from services.collector.metrics import CollectorMetrics
-from services.collector.publisher import KafkaPublisher
+from services.collector.publisher import DurablePublisher
 from services.collector.settings import CollectorSettings
 from services.contract.envelope import encode_records
 from services.contract.models import EventType
@@ -36,7 +36,7 @@ State = Annotated[Any, Depends(_state)]
 async def _ingest(request: Request, principal: CurrentPrincipal, event_type: EventType) -> JsonResponse:
     state = request.app.state
     metrics: CollectorMetrics = state.metrics
-    publisher: KafkaPublisher = state.publisher
+    publisher: DurablePublisher = state.publisher
     reference: LiveValue[ReferenceSnapshot] = state.reference
     settings: CollectorSettings = state.settings
     try:
@@ -95,7 +95,11 @@ async def readyz(state: State) -> JsonResponse:
     """Readiness: a metadata round trip to the broker."""
     kafka = await state.publisher.ready()
     reference = state.reference.value.version is not None
-    body = {"kafka": "ok" if kafka else "unreachable", "reference_version": state.reference.value.version}
+    body = {
+        "kafka": "ok" if kafka else "unreachable",
+        "spooling": state.publisher.spooling,
+        "reference_version": state.reference.value.version,
+    }
     return JsonResponse(body, status_code=200 if kafka and reference else 503)
 
 
