@@ -169,6 +169,16 @@ class EventConsumer:
         assert self._consumer is not None
         for tp, records in polled.items():
             self._consumer.seek(tp, records[0].offset)
+        # While batches keep failing the lag must still move, or "consumer lag growing"
+        # could not see a consumer that polls but never applies.
+        self._record_lag({tp: records[0].offset for tp, records in polled.items()})
+
+    def _record_lag(self, next_offsets: dict[TopicPartition, int]) -> None:
+        assert self._consumer is not None
+        for tp, next_offset in next_offsets.items():
+            end = self._consumer.highwater(tp)
+            if end is not None:
+                self._metrics.consumer_lag.labels(partition=str(tp.partition)).set(max(end - next_offset, 0))
 
     def _decode(
         self,
@@ -187,7 +197,7 @@ class EventConsumer:
                 event = model.model_validate(raw)
             except ValidationError as exc:
                 detail = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors(include_url=False))
-                dead.append((record, DeadLetterError("invalid_event", detail), raw))
+                dead.append((record, DeadLetterError("invalid_event", detail, envelope.event_type.value), raw))
                 continue
             batch.events.append(ConsumedEvent(event, envelope.received_at, record.partition, record.offset))
 
@@ -198,6 +208,7 @@ class EventConsumer:
             value = orjson.dumps(
                 {
                     "reason": error.reason,
+                    "event_type": error.event_type,
                     "detail": error.detail,
                     "origin": {"topic": record.topic, "partition": record.partition, "offset": record.offset},
                     "event": raw,
@@ -220,7 +231,4 @@ class EventConsumer:
         except (CommitFailedError, KafkaError) as exc:
             # Harmless: the database already holds these offsets and the next owner seeks there.
             log.info("kafka commit skipped", extra={"error": repr(exc)})
-        for tp, next_offset in offsets.items():
-            end = self._consumer.highwater(tp)
-            if end is not None:
-                self._metrics.consumer_lag.labels(partition=str(tp.partition)).set(max(end - next_offset, 0))
+        self._record_lag(offsets)

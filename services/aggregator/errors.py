@@ -14,7 +14,8 @@ class AggregatorError(Exception):
 class DeadLetterError(AggregatorError):
     """Why a record or one of its events cannot be applied (`reason` is a small fixed set)."""
 
-    def __init__(self, reason: str, detail: str) -> None:
+    def __init__(self, reason: str, detail: str, event_type: str | None = None) -> None:
         super().__init__(f"{reason}: {detail}")
         self.reason = reason
         self.detail = detail
+        self.event_type = event_type

@@ -25,10 +25,12 @@ tokens_app = typer.Typer(help="Issue, list and revoke institution tokens.", no_a
 reference_app = typer.Typer(help="Reference data (institutions, tables, declarations, kiosks).", no_args_is_help=True)
 report_app = typer.Typer(help="Print the monthly reports as tables (or CSV/JSON).", no_args_is_help=True)
 demo_app = typer.Typer(help="The April 2020 demo month.", no_args_is_help=True)
+dead_app = typer.Typer(help="List and replay the dead-letter topic.", no_args_is_help=True)
 app.add_typer(tokens_app, name="tokens")
 app.add_typer(reference_app, name="reference")
 app.add_typer(report_app, name="report")
 app.add_typer(demo_app, name="demo")
+app.add_typer(dead_app, name="dead-letters")
 
 # Reports are wide; outside a terminal (logs, CI) rich would squeeze them into 80 columns.
 console = Console(width=None if sys.stdout.isatty() else 200)
@@ -250,6 +252,37 @@ def demo_check(seed: Annotated[int, typer.Option(help="seed of the replayed stre
             console.print(f"[green]✓[/] {name} reproduces the April 2020 bulletin")
     if failed:
         raise typer.Exit(1)
+
+
+@dead_app.command("list")
+def dead_letters_list(
+    limit: Annotated[int, typer.Option(help="at most this many")] = 100,
+    start: Annotated[int, typer.Option(help="from this offset of the dead-letter topic")] = 0,
+) -> None:
+    """Show dead letters: why each was refused and where it came from."""
+    from services.aggregator.deadletters import read_dead_letters
+
+    settings = _settings()
+    letters = asyncio.run(read_dead_letters(settings.kafka_bootstrap, settings.dead_letter_topic, limit, start))
+    render.dead_letters(console, letters)
+
+
+@dead_app.command("replay")
+def dead_letters_replay(
+    offsets: Annotated[list[int] | None, typer.Argument(help="offsets to replay (default: all)")] = None,
+    limit: Annotated[int, typer.Option(help="read at most this many")] = 100_000,
+) -> None:
+    """Publish dead events to the events topic again, after their cause was fixed."""
+    from services.aggregator.deadletters import read_dead_letters, replay_dead_letters
+
+    settings = _settings()
+    letters = asyncio.run(read_dead_letters(settings.kafka_bootstrap, settings.dead_letter_topic, limit))
+    if offsets:
+        wanted = set(offsets)
+        letters = [letter for letter in letters if letter.offset in wanted]
+    sent = asyncio.run(replay_dead_letters(settings.kafka_bootstrap, settings.events_topic, letters))
+    skipped = len(letters) - sent
+    console.print(f"replayed {sent} dead events; {skipped} undecodable records cannot be replayed as events")
 
 
 @app.command("rebuild-rollups")

@@ -10,6 +10,7 @@ from pydantic import BaseModel
 from rich.console import Console
 from rich.table import Table
 
+from services.aggregator.deadletters import DeadLetter
 from services.contract.models import MissingUploadRow
 from services.storage.tokens import TokenInfo
 
@@ -92,4 +93,19 @@ def tokens(console: Console, items: Sequence[TokenInfo]) -> None:
             f"{t.created_at:%Y-%m-%d %H:%M}",
             f"{t.revoked_at:%Y-%m-%d %H:%M}" if t.revoked_at else "",
         )
+    console.print(table)
+
+
+def dead_letters(console: Console, letters: Sequence[DeadLetter]) -> None:
+    """Print dead letters, one line each."""
+    if not letters:
+        console.print("no dead letters")
+        return
+    table = Table(title="dead letters")
+    for header in ("offset", "reason", "origin", "event", "detail"):
+        table.add_column(header, overflow="fold")
+    for letter in letters:
+        origin = f"{letter.origin.get('topic')}[{letter.origin.get('partition')}]@{letter.origin.get('offset')}"
+        event = letter.event.get("event_id", "?") if isinstance(letter.event, dict) else "(whole record)"
+        table.add_row(str(letter.offset), letter.reason, origin, str(event), letter.detail[:200])
     console.print(table)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 
 import asyncpg
 import httpx
@@ -10,6 +11,7 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from services.aggregator.deadletters import read_dead_letters, replay_dead_letters
 from tests.fixtures.events import load_reference, upload
 from tests.fixtures.stack import StackConfig, admin_headers, aggregator_running, count_events, wait_for
 
@@ -108,3 +110,38 @@ async def test_undecodable_record_goes_to_the_dead_letter_topic_and_consumption_
         await consumer.stop()
     assert sorted(letter["reason"] for letter in letters) == ["invalid_event", "undecodable"]
     assert all(letter["origin"]["topic"] == stack_config.events_topic for letter in letters)
+
+
+async def test_dead_letters_are_listed_and_replayed_once_their_cause_is_fixed(
+    stack_config: StackConfig, collector: httpx.AsyncClient, aggregator: httpx.AsyncClient, db: asyncpg.Connection
+) -> None:
+    await load_reference(collector, admin_headers())
+    producer = AIOKafkaProducer(bootstrap_servers=stack_config.kafka_bootstrap)
+    await producer.start()
+    try:
+        # An event the aggregator refuses today (a field it does not know) ...
+        event = upload(event_id="was-dead", record_count=7)
+        bad = {"v": 1, "type": "upload", "received_at": "2020-04-01T00:00:00+00:00", "events": [{**event, "extra": 1}]}
+        await producer.send_and_wait(stack_config.events_topic, orjson.dumps(bad), key=b"D1")
+    finally:
+        await producer.stop()
+
+    async def dead_lettered() -> bool:
+        letters = await read_dead_letters(stack_config.kafka_bootstrap, stack_config.dead_letter_topic, 10)
+        return len(letters) == 1
+
+    await wait_for(dead_lettered, "the event is dead-lettered")
+    [letter] = await read_dead_letters(stack_config.kafka_bootstrap, stack_config.dead_letter_topic, 10)
+    assert (letter.reason, letter.event_type, letter.replayable) == ("invalid_event", "upload", True)
+    assert "extra" in letter.detail
+
+    # ... is repaired (here: by an operator fixing the letter) and replayed: counted once.
+    fixed = replace(letter, event={k: v for k, v in letter.event.items() if k != "extra"})
+    assert await replay_dead_letters(stack_config.kafka_bootstrap, stack_config.events_topic, [fixed, fixed]) == 2
+
+    async def counted() -> bool:
+        return await count_events(db) == 1
+
+    await wait_for(counted, "the replayed event is counted")
+    await asyncio.sleep(0.3)
+    assert await db.fetchval("SELECT sum(records) FROM upload_daily") == 7
