@@ -30,7 +30,13 @@ def create_app(settings: AggregatorSettings, registry: CollectorRegistry | None 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        pool = await open_pool(settings.database_url.get_secret_value(), max_size=settings.db_pool_size)
+        pool = await open_pool(
+            settings.database_url.get_secret_value(),
+            max_size=settings.db_pool_size,
+            # A paused (SIGSTOP) aggregator must not hold the offsets' row locks forever: its
+            # session is ended and whoever owns the partitions now can go on.
+            server_settings={"idle_in_transaction_session_timeout": "30s", "lock_timeout": "10s"},
+        )
         async with pool.acquire() as conn:
             await check_time_zone(conn, settings.timezone)
         await ensure_topics(

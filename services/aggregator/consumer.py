@@ -130,10 +130,23 @@ class EventConsumer:
         assert self._consumer is not None
         batch = Batch()
         dead: list[tuple[ConsumerRecord[bytes, bytes], DeadLetterError, Any]] = []
+        # A poll may bring hundreds of records of up to 1,000 events each: apply at most
+        # max_batch_events per transaction (bounded memory and time to visible) and seek
+        # the rest back, to be polled again.
+        kept: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]] = {}
         for tp, records in polled.items():
+            taken = 0
             for record in records:
+                if len(batch.events) >= self._settings.max_batch_events and (taken or kept):
+                    break
                 self._decode(record, batch, dead)
-            batch.next_offsets[tp.partition] = records[-1].offset + 1
+                taken += 1
+            if taken:
+                kept[tp] = records[:taken]
+                batch.next_offsets[tp.partition] = records[taken - 1].offset + 1
+            if taken < len(records) and self._owns(tp):
+                self._consumer.seek(tp, records[taken].offset)
+        polled = kept
         if dead:
             try:
                 await self._send_dead_letters(dead)
@@ -165,10 +178,17 @@ class EventConsumer:
         self.batches_applied += 1
         await self._commit(polled)
 
+    def _owns(self, tp: TopicPartition) -> bool:
+        # After a rebalance during a batch the partition may be someone else's: seeking,
+        # committing or reading its high-water mark would raise and end the consumer.
+        assert self._consumer is not None
+        return tp in self._consumer.assignment()
+
     def _rewind(self, polled: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]) -> None:
         assert self._consumer is not None
         for tp, records in polled.items():
-            self._consumer.seek(tp, records[0].offset)
+            if self._owns(tp):
+                self._consumer.seek(tp, records[0].offset)
         # While batches keep failing the lag must still move, or "consumer lag growing"
         # could not see a consumer that polls but never applies.
         self._record_lag({tp: records[0].offset for tp, records in polled.items()})
@@ -176,6 +196,8 @@ class EventConsumer:
     def _record_lag(self, next_offsets: dict[TopicPartition, int]) -> None:
         assert self._consumer is not None
         for tp, next_offset in next_offsets.items():
+            if not self._owns(tp):
+                continue
             end = self._consumer.highwater(tp)
             if end is not None:
                 self._metrics.consumer_lag.labels(partition=str(tp.partition)).set(max(end - next_offset, 0))
@@ -225,7 +247,9 @@ class EventConsumer:
 
     async def _commit(self, polled: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]) -> None:
         assert self._consumer is not None
-        offsets = {tp: records[-1].offset + 1 for tp, records in polled.items()}
+        offsets = {tp: records[-1].offset + 1 for tp, records in polled.items() if self._owns(tp)}
+        if not offsets:
+            return
         try:
             await self._consumer.commit(offsets)
         except (CommitFailedError, KafkaError) as exc:

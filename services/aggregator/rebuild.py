@@ -2,8 +2,8 @@
 
 Used after a change of a metric's definition (a new rollup is backfilled this way) and to
 check that the live path and a full recomputation agree. Runs in one transaction that
-locks the rollups against writers, so the live consumer waits and reports keep reading
-the old figures until the new ones are committed.
+locks the rollups against writers (not readers), so the live consumer waits and reports
+keep reading the old figures until the new ones are committed.
 """
 
 from __future__ import annotations
@@ -32,7 +32,9 @@ async def rebuild_rollups(conn: Connection, zone_name: str, progress: Progress |
     done = 0
     async with conn.transaction():
         await conn.execute(f"LOCK TABLE {', '.join(ROLLUP_TABLES)}, rollup_settings IN EXCLUSIVE MODE")
-        await conn.execute(f"TRUNCATE {', '.join(ROLLUP_TABLES)}")
+        # DELETE, not TRUNCATE: TRUNCATE would lock out the readers too.
+        for table in ROLLUP_TABLES:
+            await conn.execute(f"DELETE FROM {table}")
         await conn.execute(
             """INSERT INTO rollup_settings (singleton, time_zone) VALUES (true, $1)
                ON CONFLICT (singleton) DO UPDATE SET time_zone = excluded.time_zone""",

@@ -108,17 +108,22 @@ async def uploads_report(
     conn: Connection, month: date, kind: InstitutionKind, org_code: str | None
 ) -> list[UploadReportRow]:
     """`GET /v1/reports/uploads`: every institution of `kind` (or only `org_code`'s)."""
-    ref = await load_reference_view(conn, org_code)
-    return upload_report(kind, month, await month_inputs(conn, month, ref), ref)
+    # One snapshot, so every figure of a row comes from the same batches and reference version.
+    async with conn.transaction(isolation="repeatable_read", readonly=True):
+        ref = await load_reference_view(conn, org_code)
+        inputs = await month_inputs(conn, month, ref)
+    return upload_report(kind, month, inputs, ref)
 
 
 async def kiosks_report(conn: Connection, month: date, org_code: str | None) -> list[KioskReportRow]:
     """`GET /v1/reports/kiosks`: per institution, hospitals then districts, and a total row."""
-    ref = await load_reference_view(conn, org_code)
+    async with conn.transaction(isolation="repeatable_read", readonly=True):
+        ref = await load_reference_view(conn, org_code)
+        rows = await conn.fetch(
+            "SELECT org_code, kind, transactions, amount FROM kiosk_monthly WHERE month = $1", month
+        )
     inputs: dict[str, KioskInputs] = {}
-    for row in await conn.fetch(
-        "SELECT org_code, kind, transactions, amount FROM kiosk_monthly WHERE month = $1", month
-    ):
+    for row in rows:
         got = inputs.setdefault(row["org_code"], KioskInputs())
         if row["kind"] == "registration":
             got.registrations, got.registration_amount = row["transactions"], row["amount"]

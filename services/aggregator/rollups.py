@@ -34,9 +34,10 @@ class UploadTotals:
     events: int = 0
 
     def add(self, event: UploadEvent) -> None:
-        """Fold one event in."""
-        self.records += event.record_count
-        self.documents += event.document_count
+        """Fold one event in; one without records counts only as liveness (`events`)."""
+        if event.record_count > 0:
+            self.records += event.record_count
+            self.documents += event.document_count
         self.events += 1
 
 

@@ -14,6 +14,7 @@ class AggregatorSettings(CommonSettings):
     aggregator_port: int = Field(8081, ge=1, le=65535)
     consumer_group: str = "health-telemetry-aggregator"
     max_batch_records: int = Field(500, ge=1, description="Kafka records (each up to 1,000 events) per poll")
+    max_batch_events: int = Field(20_000, ge=1, description="events applied per database transaction")
     poll_timeout_ms: int = Field(100, ge=1)
     fetch_max_wait_ms: int = Field(50, ge=1)
     cache_refresh_s: float = Field(5.0, gt=0)

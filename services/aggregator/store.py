@@ -103,6 +103,10 @@ async def apply_batch(conn: Connection, group: str, topic: str, batch: Batch, zo
     """Apply `batch` exactly once, or not at all; the caller commits Kafka offsets afterwards."""
     partitions = sorted(batch.next_offsets)
     async with conn.transaction():
+        # Checked in every batch: a rebuild in another zone may have happened since start.
+        stored_zone = await conn.fetchval("SELECT time_zone FROM rollup_settings FOR SHARE")
+        if stored_zone is not None and stored_zone != str(zone):
+            raise TimeZoneMismatchError(f"rollups are now in {stored_zone}; this aggregator folds in {zone}")
         applied_upto = await _lock_offsets(conn, group, topic, partitions)
         fresh = [c for c in batch.events if c.offset >= applied_upto.get(c.partition, 0)]
         stale = len(batch.events) - len(fresh)

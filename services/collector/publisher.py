@@ -12,7 +12,7 @@ from aiokafka.errors import KafkaError
 
 from services.collector.errors import PublishUnavailableError
 from services.collector.metrics import CollectorMetrics
-from services.collector.spool import AsyncSpool, SpoolFullError
+from services.collector.spool import AsyncSpool, SpoolCorruptError, SpoolFullError
 from services.contract.envelope import OutgoingRecord
 
 log = logging.getLogger(__name__)
@@ -225,25 +225,34 @@ class DurablePublisher:
     async def _forward(self) -> None:
         delay = 0.2
         while True:
-            if self._spool.spool.empty:
-                self._wake.clear()
-                try:
-                    await asyncio.wait_for(self._wake.wait(), 1.0)
-                except TimeoutError:
-                    continue
-            records, position = await self._spool.read_batch(self._forward_records)
-            if not records:
-                await asyncio.sleep(0.05)
-                continue
             try:
-                await self.kafka.publish(records)
-            except PublishUnavailableError:
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
-                continue
-            delay = 0.2
-            await self._spool.advance(position, records)
-            self._metrics.forwarded_events.inc(sum(r.events for r in records))
-            if self._spool.spool.empty:
-                self._kafka_ok = True
-                log.info("spool drained; publishing directly again")
+                delay = await self._forward_once(delay)
+            except (OSError, SpoolCorruptError) as exc:
+                # Keep the forwarder alive: the spool's age metric and its alert show the stall.
+                self._metrics.publish_errors.labels(error_type="spool_read").inc()
+                log.error("spool forwarding failed; retrying", extra={"error": repr(exc)})
+                await asyncio.sleep(5.0)
+
+    async def _forward_once(self, delay: float) -> float:
+        """Forward one batch of the spool; return the back-off for the next attempt."""
+        if self._spool.spool.empty:
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), 1.0)
+            except TimeoutError:
+                return delay
+        records, position = await self._spool.read_batch(self._forward_records)
+        if not records:
+            await asyncio.sleep(0.05)
+            return delay
+        try:
+            await self.kafka.publish(records)
+        except PublishUnavailableError:
+            await asyncio.sleep(delay)
+            return min(delay * 2, 5.0)
+        await self._spool.advance(position, records)
+        self._metrics.forwarded_events.inc(sum(r.events for r in records))
+        if self._spool.spool.empty:
+            self._kafka_ok = True
+            log.info("spool drained; publishing directly again")
+        return 0.2

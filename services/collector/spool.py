@@ -29,8 +29,9 @@ from services.contract.envelope import OutgoingRecord
 
 _HEADER = struct.Struct(">II")
 _KEY_LEN = struct.Struct(">H")
-_CURSOR = struct.Struct(">QQ")
+_CURSOR = struct.Struct(">QQI")
 SEGMENT_BYTES = 64 * 1024 * 1024
+READ_WINDOW = 8 * 1024 * 1024
 
 
 class SpoolFullError(Exception):
@@ -90,10 +91,14 @@ class Spool:
         self.segment_bytes = segment_bytes
         directory.mkdir(parents=True, exist_ok=True)
         self.cursor = self._read_cursor()
+        self._cursor_fd = os.open(directory / "cursor", os.O_RDWR | os.O_CREAT, 0o600)
+        if os.fstat(self._cursor_fd).st_size != _CURSOR.size:
+            # Allocate the cursor's block now, while there is room.
+            self._write_cursor(self.cursor)
         segments = self._segments()
         self._tail_segment = segments[-1] if segments else max(self.cursor.segment, 1)
         self._repair_tail()
-        self._tail = open(self._segment_path(self._tail_segment), "ab")  # noqa: SIM115 - kept open for appends
+        self._tail = _Appender(self._segment_path(self._tail_segment))
         self.pending_bytes, self.pending_events, self.oldest_at = self._scan_pending()
 
     # -- layout -----------------------------------------------------------------------------
@@ -106,19 +111,22 @@ class Spool:
 
     def _read_cursor(self) -> SpoolPosition:
         path = self.directory / "cursor"
-        if not path.exists():
-            return SpoolPosition(1, 0)
-        segment, offset = _CURSOR.unpack(path.read_bytes())
-        return SpoolPosition(segment, offset)
+        data = path.read_bytes() if path.exists() else b""
+        if len(data) == _CURSOR.size:
+            segment, offset, crc = _CURSOR.unpack(data)
+            if zlib.crc32(data[:16]) == crc:
+                return SpoolPosition(segment, offset)
+        # No cursor, or a torn one: start at the oldest segment. Records forwarded before
+        # are sent again, and the aggregator counts each event once.
+        segments = self._segments()
+        return SpoolPosition(segments[0] if segments else 1, 0)
 
     def _write_cursor(self, position: SpoolPosition) -> None:
-        tmp = self.directory / "cursor.tmp"
-        with open(tmp, "wb") as handle:
-            handle.write(_CURSOR.pack(position.segment, position.offset))
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, self.directory / "cursor")
-        _fsync_dir(self.directory)
+        # Overwritten in place (no new file): it must work on a full disk, which is exactly
+        # when the spool is being drained.
+        head = struct.pack(">QQ", position.segment, position.offset)
+        os.pwrite(self._cursor_fd, head + struct.pack(">I", zlib.crc32(head)), 0)
+        os.fsync(self._cursor_fd)
         self.cursor = position
 
     def _repair_tail(self) -> None:
@@ -159,9 +167,10 @@ class Spool:
             raise SpoolFullError(f"spool holds {self.pending_bytes} of {self.max_bytes} bytes")
         if self._tail.tell() + len(blob) > self.segment_bytes and self._tail.tell() > 0:
             self._rotate()
-        self._tail.write(blob)
-        self._tail.flush()
-        os.fsync(self._tail.fileno())
+        try:
+            self._tail.append_durably(blob)
+        except OSError as exc:
+            raise SpoolFullError(f"spool write failed: {exc.strerror or exc}") from exc
         if self.pending_bytes == 0:
             self.oldest_at = time.time()
         self.pending_bytes += len(blob)
@@ -170,7 +179,7 @@ class Spool:
     def _rotate(self) -> None:
         self._tail.close()
         self._tail_segment += 1
-        self._tail = open(self._segment_path(self._tail_segment), "ab")  # noqa: SIM115
+        self._tail = _Appender(self._segment_path(self._tail_segment))
         _fsync_dir(self.directory)
 
     # -- forwarding -------------------------------------------------------------------------
@@ -183,10 +192,13 @@ class Spool:
             path = self._segment_path(position.segment)
             if not path.exists():
                 break
-            data = path.read_bytes()
+            # Read a window from the cursor, not the whole segment: a record is at most 4 MiB.
+            with open(path, "rb") as handle:
+                handle.seek(position.offset)
+                data = handle.read(READ_WINDOW)
             end = position.offset
-            for _, frame_end, key, value in _read_frames(data, position.offset):
-                end = frame_end
+            for _, frame_end, key, value in _read_frames(data, 0):
+                end = position.offset + frame_end
                 records.append(OutgoingRecord(key, value, _event_count(value)))
                 if len(records) >= max_records:
                     break
@@ -211,13 +223,46 @@ class Spool:
             self.oldest_at = self._segment_path(position.segment).stat().st_mtime
 
     def close(self) -> None:
-        """Close the open segment."""
+        """Close the open segment and the cursor."""
         self._tail.close()
+        os.close(self._cursor_fd)
 
     @property
     def empty(self) -> bool:
         """Nothing waits to be forwarded."""
         return self.pending_bytes == 0
+
+
+class _Appender:
+    """Unbuffered appends to one segment: each append is written whole and fsync'ed, or undone."""
+
+    def __init__(self, path: Path) -> None:
+        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        self._size = os.fstat(self._fd).st_size
+
+    def tell(self) -> int:
+        """Bytes in the segment."""
+        return self._size
+
+    def append_durably(self, blob: bytes) -> None:
+        """Write and fsync `blob`; on failure (disk full) cut it off again and raise OSError."""
+        start = self._size
+        try:
+            view = memoryview(blob)
+            while view:
+                written = os.write(self._fd, view)
+                view = view[written:]
+            os.fsync(self._fd)
+        except OSError:
+            # No torn frame may stay behind: later appends would be hidden behind it.
+            os.ftruncate(self._fd, start)
+            os.fsync(self._fd)
+            raise
+        self._size = start + len(blob)
+
+    def close(self) -> None:
+        """Close the segment."""
+        os.close(self._fd)
 
 
 def _event_count(value: bytes) -> int:

@@ -12,12 +12,16 @@ from services.storage.migrate import migrate
 log = logging.getLogger(__name__)
 
 
-async def open_pool(dsn: str, *, max_size: int = 10, wait_s: float = 30.0) -> asyncpg.Pool:
+async def open_pool(
+    dsn: str, *, max_size: int = 10, wait_s: float = 30.0, server_settings: dict[str, str] | None = None
+) -> asyncpg.Pool:
     """A pool on a migrated database; waits up to `wait_s` for PostgreSQL to come up."""
     deadline = asyncio.get_running_loop().time() + wait_s
     while True:
         try:
-            pool = await asyncpg.create_pool(dsn, min_size=1, max_size=max_size, command_timeout=60)
+            pool = await asyncpg.create_pool(
+                dsn, min_size=1, max_size=max_size, command_timeout=60, server_settings=server_settings
+            )
             break
         except (OSError, asyncpg.CannotConnectNowError) as exc:
             if asyncio.get_running_loop().time() > deadline:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -76,3 +78,38 @@ def test_a_full_spool_refuses_and_keeps_what_it_has(tmp_path: Path) -> None:
         spool.append([_record(2, events=20)])
     assert spool.pending_events == 2
     spool.close()
+
+
+@pytest.fixture
+def tiny_disk(tmp_path: Path) -> Iterator[Path]:
+    """A real 64 KiB tmpfs, to run out of disk for real (needs root, as CI runs)."""
+    mount = tmp_path / "tiny"
+    mount.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)], capture_output=True, check=False
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "--lazy", str(mount)], check=True)
+
+
+def test_a_full_disk_refuses_the_write_and_leaves_no_torn_frame(tiny_disk: Path) -> None:
+    spool = Spool(tiny_disk, max_bytes=10_000_000)
+    accepted = 0
+    with pytest.raises(SpoolFullError):
+        for n in range(1000):
+            spool.append([_record(n, events=50)])
+            accepted += 1
+    assert accepted > 0
+    # Room again: the records acknowledged before and after the failure all come back.
+    records, position = spool.read_batch(5)
+    spool.advance(position, records)
+    spool.append([_record(9999)])
+    spool.close()
+    reopened = Spool(tiny_disk, max_bytes=10_000_000)
+    rest, _ = reopened.read_batch(10_000)
+    assert [r.value for r in rest] == [_record(n, events=50).value for n in range(5, accepted)] + [_record(9999).value]
+    reopened.close()
