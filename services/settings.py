@@ -19,6 +19,7 @@ class CommonSettings(BaseSettings):
     events_topic: str = "telemetry.events"
     dead_letter_topic: str = "telemetry.events.dead-letter"
     events_partitions: int = Field(6, ge=1)
+    events_replication_factor: int = Field(1, ge=1, description="3 in production (one broker locally)")
     database_url: SecretStr = SecretStr("postgresql://telemetry:telemetry@127.0.0.1:55432/telemetry")
     admin_token: SecretStr
     timezone: str = "Asia/Shanghai"

@@ -18,14 +18,21 @@ class TopicSpec:
     name: str
     partitions: int
     config: dict[str, str]
+    replication_factor: int = 1
 
 
-def event_topics(events_topic: str, dead_letter_topic: str, partitions: int) -> list[TopicSpec]:
-    """The events topic (keyed by org_code) and its dead-letter topic."""
-    big = {"max.message.bytes": str(4 * 1024 * 1024), "min.insync.replicas": "1"}
+def event_topics(
+    events_topic: str, dead_letter_topic: str, partitions: int, replication_factor: int = 1
+) -> list[TopicSpec]:
+    """The events topic (keyed by org_code) and its dead-letter topic.
+
+    `min.insync.replicas` is left to the broker's default, which operators of a replicated
+    cluster set to 2 (see the README); a topic-level 1 would silently weaken `acks=all`.
+    """
+    big = {"max.message.bytes": str(4 * 1024 * 1024)}
     return [
-        TopicSpec(events_topic, partitions, big),
-        TopicSpec(dead_letter_topic, 1, big),
+        TopicSpec(events_topic, partitions, big, replication_factor),
+        TopicSpec(dead_letter_topic, 1, big, replication_factor),
     ]
 
 

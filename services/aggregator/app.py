@@ -41,7 +41,12 @@ def create_app(settings: AggregatorSettings, registry: CollectorRegistry | None 
             await check_time_zone(conn, settings.timezone)
         await ensure_topics(
             settings.kafka_bootstrap,
-            event_topics(settings.events_topic, settings.dead_letter_topic, settings.events_partitions),
+            event_topics(
+                settings.events_topic,
+                settings.dead_letter_topic,
+                settings.events_partitions,
+                settings.events_replication_factor,
+            ),
         )
         tokens = token_cache(pool, settings.cache_refresh_s)
         await tokens.start()

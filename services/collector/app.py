@@ -88,5 +88,10 @@ async def prepare_topics(settings: CollectorSettings) -> None:
     """Make sure the topics exist before serving (idempotent)."""
     await ensure_topics(
         settings.kafka_bootstrap,
-        event_topics(settings.events_topic, settings.dead_letter_topic, settings.events_partitions),
+        event_topics(
+            settings.events_topic,
+            settings.dead_letter_topic,
+            settings.events_partitions,
+            settings.events_replication_factor,
+        ),
     )
