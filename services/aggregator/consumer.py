@@ -25,9 +25,9 @@ from pydantic import ValidationError
 from services.aggregator.errors import DeadLetterError
 from services.aggregator.metrics import AggregatorMetrics
 from services.aggregator.settings import AggregatorSettings
-from services.aggregator.store import Batch, ConsumedEvent, apply_batch, stored_offsets
+from services.aggregator.store import ApplyResult, Batch, ConsumedEvent, apply_batch, stored_offsets
 from services.contract.envelope import EnvelopeError, decode_record
-from services.contract.models import EVENT_MODELS
+from services.contract.models import EVENT_MODELS, EventType, UploadEvent
 
 log = logging.getLogger(__name__)
 
@@ -161,6 +161,11 @@ class EventConsumer:
                 result = await apply_batch(
                     conn, self._settings.consumer_group, self._settings.events_topic, batch, self._zone
                 )
+        except (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError) as exc:
+            # The data itself cannot be stored: retrying the batch would stall every
+            # partition in it for ever. Apply event by event and dead-letter the ones that fail.
+            log.error("batch holds events the database refuses; isolating them", extra={"error": repr(exc)})
+            result = await self._apply_isolating(batch, polled)
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             # Nothing was applied: rewind and try again after a pause, still polling so the
             # group does not think we died.
@@ -177,6 +182,35 @@ class EventConsumer:
         self._metrics.records_stale.inc(result.stale)
         self.batches_applied += 1
         await self._commit(polled)
+
+    async def _apply_isolating(
+        self, batch: Batch, polled: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
+    ) -> ApplyResult:
+        """Apply each event in its own transaction, dead-letter those refused, then store the offsets.
+
+        Without the offsets guard per event, a crash here re-applies events on redelivery;
+        the event keys still count each once.
+        """
+        group, topic = self._settings.consumer_group, self._settings.events_topic
+        async with self._pool.acquire() as conn:
+            applied_upto = await stored_offsets(conn, group, topic, sorted(batch.next_offsets))
+            totals = ApplyResult(0, 0, 0, 0)
+            records = {(r.partition, r.offset): r for rs in polled.values() for r in rs}
+            for consumed in batch.events:
+                if consumed.offset < applied_upto.get(consumed.partition, 0):
+                    totals = totals + ApplyResult(0, 0, 0, 1)
+                    continue
+                try:
+                    one = await apply_batch(conn, group, topic, Batch([consumed], {}), self._zone)
+                except (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError) as exc:
+                    raw = consumed.event.model_dump(mode="json")
+                    kind = EventType.UPLOAD if isinstance(consumed.event, UploadEvent) else EventType.KIOSK
+                    error = DeadLetterError("unstorable", repr(exc), kind.value)
+                    await self._send_dead_letters([(records[(consumed.partition, consumed.offset)], error, raw)])
+                    continue
+                totals = totals + one
+            await apply_batch(conn, group, topic, Batch([], batch.next_offsets), self._zone)
+        return totals
 
     def _owns(self, tp: TopicPartition) -> bool:
         # After a rebalance during a batch the partition may be someone else's: seeking,

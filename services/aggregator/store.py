@@ -39,6 +39,14 @@ class ApplyResult:
     duplicates: int
     stale: int
 
+    def __add__(self, other: ApplyResult) -> ApplyResult:
+        return ApplyResult(
+            self.inserted_uploads + other.inserted_uploads,
+            self.inserted_kiosk + other.inserted_kiosk,
+            self.duplicates + other.duplicates,
+            self.stale + other.stale,
+        )
+
 
 async def check_time_zone(conn: Connection, zone_name: str) -> None:
     """Record the platform zone on first start; refuse to mix rollups of two zones."""

@@ -145,3 +145,38 @@ async def test_dead_letters_are_listed_and_replayed_once_their_cause_is_fixed(
     await wait_for(counted, "the replayed event is counted")
     await asyncio.sleep(0.3)
     assert await db.fetchval("SELECT sum(records) FROM upload_daily") == 7
+
+
+async def test_an_event_the_database_refuses_is_dead_lettered_and_the_rest_applied(
+    stack_config: StackConfig, collector: httpx.AsyncClient, aggregator: httpx.AsyncClient, db: asyncpg.Connection
+) -> None:
+    await load_reference(collector, admin_headers())
+    # Fault injection in the real database: refuse one event with a data error (SQLSTATE 22003),
+    # as an out-of-range value would be.
+    await db.execute(
+        """CREATE FUNCTION refuse_poison() RETURNS trigger LANGUAGE plpgsql AS $$
+           BEGIN
+             IF NEW.event_id = 'poison' THEN
+               RAISE EXCEPTION 'value out of range' USING ERRCODE = '22003';
+             END IF;
+             RETURN NEW;
+           END $$;
+           CREATE TRIGGER refuse_poison BEFORE INSERT ON upload_events
+             FOR EACH ROW EXECUTE FUNCTION refuse_poison();"""
+    )
+    events = [
+        upload(event_id="before", record_count=1),
+        upload(event_id="poison"),
+        upload(event_id="after", record_count=2),
+    ]
+    assert (await collector.post("/v1/uploads", json={"events": events}, headers=admin_headers())).status_code == 202
+    later = upload(org_code="D2", event_id="later", record_count=4)
+    assert (await collector.post("/v1/uploads", json=later, headers=admin_headers())).status_code == 202
+
+    async def applied() -> bool:
+        return await count_events(db) == 3 and await db.fetchval("SELECT count(*) FROM upload_events") == 3
+
+    await wait_for(applied, "the good events applied around the refused one")
+    assert await db.fetchval("SELECT sum(records) FROM upload_daily") == 1 + 2 + 4
+    letters = await read_dead_letters(stack_config.kafka_bootstrap, stack_config.dead_letter_topic, 10)
+    assert [(letter.reason, letter.event["event_id"]) for letter in letters] == [("unstorable", "poison")]
