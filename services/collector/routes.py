@@ -26,7 +26,7 @@ from services.web.schemas import ERROR_RESPONSES, request_body_schema
 router = APIRouter()
 
 
-def _state(request: Request) -> Any:
+async def _state(request: Request) -> Any:
     return request.app.state
 
 

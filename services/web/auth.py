@@ -70,12 +70,13 @@ def token_cache(pool: asyncpg.Pool, refresh_s: float = 5.0) -> LiveValue[dict[by
     return LiveValue("tokens", pool, active_token_digests, TOKEN_CHANNEL, {}, refresh_s)
 
 
-def _principal(request: Request) -> Principal:
+# async: a plain `def` dependency runs in FastAPI's thread pool on every request.
+async def _principal(request: Request) -> Principal:
     authenticator: Authenticator = request.app.state.authenticator
     return authenticator.authenticate(request.headers.get("authorization"))
 
 
-def _admin(principal: Annotated[Principal, Depends(_principal)]) -> Principal:
+async def _admin(principal: Annotated[Principal, Depends(_principal)]) -> Principal:
     if not principal.is_admin:
         raise ForbiddenError("this needs the admin token")
     return principal
