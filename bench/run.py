@@ -1,0 +1,199 @@
+"""`python -m bench.run [collector-batch|collector-single|aggregator|latency|demo|all] [--seconds N]`.
+
+Prints a table of figures against their targets and writes the full results (figures, CPU per
+component, load-generator statistics, optional profiles) to bench/results/<time>-<name>.json.
+Needs the local stack's Kafka and PostgreSQL (`deploy/local/up`); it starts its own services.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+import uvloop
+
+from bench import benchmarks
+from bench.benchmarks import Options, Result
+from bench.cpu import machine_busy_percent
+from bench.load import ensure_wrk
+from bench.stack import REPO, clean_leftovers
+
+RESULTS = Path(__file__).resolve().parent / "results"
+BUSY_WARNING = 25.0  # percent of one core used by others before a benchmark starts
+
+BENCHMARKS: dict[str, Callable[[Options], Awaitable[Result]]] = {
+    "collector-batch": lambda o: benchmarks.collector(o, "batch"),
+    "collector-single": lambda o: benchmarks.collector(o, "single"),
+    "aggregator": benchmarks.aggregator,
+    "latency": benchmarks.latency,
+    "demo": benchmarks.demo,
+}
+
+CAVEAT = (
+    "All figures: one 2-core machine shared by the load generator, Kafka, PostgreSQL and the services "
+    "under test; Kafka acks=all on one broker (page cache, no fsync per write); PostgreSQL with fsync and "
+    "synchronous_commit on."
+)
+
+
+def _git(*args: str) -> str:
+    done = subprocess.run(["git", "-C", str(REPO), *args], capture_output=True, text=True, check=False)
+    return done.stdout.strip()
+
+
+def _environment(opts: Options) -> dict[str, Any]:
+    return {
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "commit": _git("rev-parse", "--short", "HEAD"),
+        "dirty": bool(_git("status", "--porcelain", "--", "services", "deploy")),
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "machine": platform.platform(),
+        "seconds": opts.seconds,
+        "caveat": CAVEAT,
+    }
+
+
+def _format_value(value: float, unit: str) -> str:
+    if unit == "s":
+        return f"{value:,.1f} s"
+    if unit == "ms":
+        return f"{value:,.0f} ms"
+    return f"{value:,.0f} {unit}"
+
+
+def print_table(results: list[Result]) -> None:
+    """Figures against targets, one line each."""
+    rows = [("benchmark", "figure", "target", "met", "notes")]
+    for result in results:
+        for fig in result.figures:
+            target = "-"
+            if fig.target is not None:
+                target = ("≥ " if fig.higher_is_better else "≤ ") + _format_value(fig.target, fig.unit)
+            met = {True: "yes", False: "NO", None: ""}[fig.met]
+            rows.append((fig.name, _format_value(fig.value, fig.unit), target, met, fig.note))
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    print()
+    for n, row in enumerate(rows):
+        print("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:4])) + "  " + row[4])
+        if n == 0:
+            print("  ".join("-" * w for w in widths) + "  -----")
+    print()
+    print(CAVEAT)
+
+
+def parse_args(argv: list[str] | None = None) -> tuple[list[str], Options]:
+    """Benchmarks to run and their options."""
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n\n")[1])
+    parser.add_argument(
+        "benchmark",
+        nargs="?",
+        default="all",
+        choices=[*BENCHMARKS, "all", "clean"],
+        help="what to run; `clean` removes databases and topics left by killed runs",
+    )
+    parser.add_argument(
+        "--seconds",
+        type=float,
+        default=15.0,
+        help="measurement time per phase; the aggregator publishes 50,000 x this many events (default 15)",
+    )
+    parser.add_argument("--probes", type=int, default=300, help="latency probes (default 300)")
+    parser.add_argument(
+        "--background-rate",
+        type=float,
+        default=5_000,
+        help="events/s posted in the background during the latency probes (default 5000)",
+    )
+    parser.add_argument("--batch-connections", type=int, default=8, help="connections for 1,000-event batches")
+    parser.add_argument("--single-connections", type=int, default=64, help="connections for single events")
+    parser.add_argument("--profile", action="store_true", help="sample the service under test with py-spy")
+    parser.add_argument(
+        "--wait-quiet",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help=f"before each benchmark wait up to this long for the machine to be under {BUSY_WARNING:.0f}%% busy",
+    )
+    parser.add_argument("--no-wrk", action="store_true", help="use the Python (httpx) load generator")
+    args = parser.parse_args(argv)
+    if not 1 <= args.seconds <= 600:
+        parser.error("--seconds must be between 1 and 600")
+    if not 1 <= args.probes <= 5_000:
+        parser.error("--probes must be between 1 and 5000")
+    names = list(BENCHMARKS) if args.benchmark == "all" else [args.benchmark]
+    opts = Options(
+        seconds=args.seconds,
+        results_dir=RESULTS,
+        profile=args.profile,
+        use_wrk=not args.no_wrk,
+        probes=args.probes,
+        background_rate=args.background_rate,
+        batch_connections=args.batch_connections,
+        single_connections=args.single_connections,
+        wait_quiet_s=min(max(args.wait_quiet, 0.0), 3600.0),
+    )
+    return names, opts
+
+
+async def run(names: list[str], opts: Options) -> list[Result]:
+    """Run the benchmarks one after the other; a failing one is reported and the rest still run."""
+    opts.results_dir.mkdir(parents=True, exist_ok=True)
+    if opts.use_wrk and any(n.startswith("collector") for n in names) and ensure_wrk() is None:
+        print("wrk is not available: using the slower httpx load generator", file=sys.stderr)
+    results: list[Result] = []
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    for name in names:
+        print(f"==> {name}", file=sys.stderr, flush=True)
+        # The figures are only meaningful on an otherwise idle machine: wait (bounded) for it to
+        # be quiet if asked, and record how busy it was.
+        busy = machine_busy_percent()
+        quiet_deadline = time.monotonic() + opts.wait_quiet_s
+        while busy > BUSY_WARNING and time.monotonic() < quiet_deadline:
+            busy = machine_busy_percent(5.0)
+        if busy > BUSY_WARNING:
+            print(f"    warning: the machine is already {busy:.0f}% busy (of 200%) before starting", file=sys.stderr)
+        started = time.perf_counter()
+        try:
+            result = await BENCHMARKS[name](opts)
+        except Exception as exc:  # one broken benchmark must not hide the others
+            print(f"    {name} failed: {exc!r}", file=sys.stderr)
+            result = Result(name, details={"error": repr(exc)})
+        result.details["machine_busy_before_percent"] = busy
+        result.details["benchmark_wall_s"] = round(time.perf_counter() - started, 1)
+        results.append(result)
+        doc = {
+            "benchmark": name,
+            "environment": _environment(opts),
+            "figures": [f.as_dict() for f in result.figures],
+            "details": result.details,
+        }
+        path = opts.results_dir / f"{stamp}-{name}.json"
+        path.write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS))
+        print(f"    {result.details['benchmark_wall_s']}s, results in {path.relative_to(REPO)}", file=sys.stderr)
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; exit status 0 even when targets are missed (they are measured, not asserted)."""
+    names, opts = parse_args(argv)
+    if names == ["clean"]:
+        for removed in uvloop.run(clean_leftovers()):
+            print(f"removed {removed}")
+        return 0
+    results = uvloop.run(run(names, opts))
+    print_table(results)
+    return 1 if any("error" in r.details for r in results) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
