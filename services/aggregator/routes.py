@@ -8,27 +8,40 @@ from datetime import date
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import PlainTextResponse, Response
+from fastapi.responses import HTMLResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 
 from services.aggregator import reports
+from services.bulletin import service as bulletin
+from services.bulletin.errors import BulletinError
 from services.contract.models import InstitutionKind, KioskReportRow, MissingUploadRow, UploadReportRow
+from services.contract.validation import echo
 from services.web.auth import CurrentPrincipal
-from services.web.errors import InvalidRequestError
+from services.web.errors import InvalidRequestError, UnavailableError, error_responses
 from services.web.responses import JsonResponse
 
 router = APIRouter()
 
-_MONTH = re.compile(r"^([0-9]{4})-(0[1-9]|1[0-2])$")
-Month = Annotated[str, Query(description="YYYY-MM", examples=["2020-04"])]
+_MONTH = re.compile(r"([0-9]{4})-(0[1-9]|1[0-2])")
+Month = Annotated[
+    str, Query(description="YYYY-MM", examples=["2020-04"], pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$", max_length=7)
+]
 Format = Annotated[Literal["json", "csv"], Query(description="json (default) or csv")]
+# The years timestamps may carry (docs/contract-decisions.md): a month or day outside them has no
+# events, and at the ends of the calendar the next month or the previous week do not exist.
+FIRST_YEAR, LAST_YEAR = 1900, 9998
+_REPORT_ERRORS = error_responses(401, 422)
+_CSV = {"text/csv": {"schema": {"type": "string"}}}
 
 
 def _parse_month(text: str) -> date:
-    match = _MONTH.match(text)
+    # fullmatch: `$` would also match before a final newline, which then reached a header.
+    match = _MONTH.fullmatch(text)
     if not match:
-        raise InvalidRequestError(f"month must be YYYY-MM, got {text!r}")
+        raise InvalidRequestError(f"month must be YYYY-MM, got {echo(repr(text))}")
+    if not FIRST_YEAR <= int(match[1]) <= LAST_YEAR:
+        raise InvalidRequestError(f"month must be in the years {FIRST_YEAR}-{LAST_YEAR}, got {text!r}")
     return date(int(match[1]), int(match[2]), 1)
 
 
@@ -46,6 +59,7 @@ def _answer(model: type[BaseModel], rows: Sequence[BaseModel], fmt: str, name: s
     "/v1/reports/uploads",
     tags=["reports"],
     response_model=list[UploadReportRow],
+    responses={200: {"content": _CSV}, **_REPORT_ERRORS},
     summary="Monthly upload metrics per institution, most records first",
 )
 async def get_uploads_report(
@@ -66,6 +80,7 @@ async def get_uploads_report(
     "/v1/reports/kiosks",
     tags=["reports"],
     response_model=list[KioskReportRow],
+    responses={200: {"content": _CSV}, **_REPORT_ERRORS},
     summary="Monthly kiosk use per institution, hospitals then districts, and a total row",
 )
 async def get_kiosks_report(
@@ -79,19 +94,69 @@ async def get_kiosks_report(
 
 
 @router.get(
+    "/v1/reports/bulletin",
+    tags=["reports"],
+    response_class=HTMLResponse,
+    responses={200: {"content": {"text/html": {}, "application/pdf": {}}}, **error_responses(401, 422, 503)},
+    summary="The monthly data-quality bulletin: the report tables, charts and each institution's problem list",
+)
+async def get_bulletin(
+    request: Request,
+    principal: CurrentPrincipal,
+    month: Month,
+    format: Annotated[Literal["html", "pdf"], Query(description="html (default) or pdf")] = "html",
+) -> Response:
+    """A self-contained HTML page (or its PDF); an institution token sees only its own rows and problems."""
+    first = _parse_month(month)
+    options = bulletin.settings_of(request.app.state)
+    async with request.app.state.pool.acquire() as conn:
+        page = await bulletin.bulletin_html(
+            conn, first, org_code=principal.org_code, settings=options, zone=request.app.state.settings.zone
+        )
+    if format == "html":
+        return HTMLResponse(page)
+    try:
+        document = await bulletin.bulletin_pdf(page, options)
+    except BulletinError as exc:
+        raise UnavailableError(f"the PDF cannot be printed now: {exc}", retry_after_s=60) from exc
+    return Response(
+        document,
+        media_type="application/pdf",
+        headers={"Content-Disposition": f'inline; filename="bulletin-{month}.pdf"'},
+    )
+
+
+@router.get(
     "/v1/alerts/missing-uploads",
     tags=["alerts"],
     response_model=list[MissingUploadRow],
+    responses=_REPORT_ERRORS,
     summary="Institutions that uploaded in the previous 7 days but not on `date`",
 )
 async def get_missing_uploads(
     request: Request,
     principal: CurrentPrincipal,
-    date_: Annotated[date, Query(alias="date", description="YYYY-MM-DD in the platform time zone")],
+    date_: Annotated[
+        str,
+        Query(
+            alias="date",
+            description="YYYY-MM-DD in the platform time zone",
+            pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$",
+            max_length=10,
+            json_schema_extra={"format": "date"},
+        ),
+    ],
 ) -> Response:
     """Expected = records on any of the 7 days before; missing = no records on the day."""
+    # Read as text: a `date` parameter would also take a Unix time ("0" is 1970-01-01).
+    try:
+        day = date.fromisoformat(date_)
+    except ValueError as exc:
+        raise InvalidRequestError(f"date must be a calendar date YYYY-MM-DD, got {date_!r}") from exc
+    if not FIRST_YEAR <= day.year <= LAST_YEAR:
+        raise InvalidRequestError(f"date must be in the years {FIRST_YEAR}-{LAST_YEAR}, got {date_}")
     async with request.app.state.pool.acquire() as conn:
-        rows = await reports.missing_uploads(conn, date_, principal.org_code)
+        rows = await reports.missing_uploads(conn, day, principal.org_code)
     return JsonResponse([row.model_dump(mode="json") for row in rows])
 
 
@@ -101,7 +166,12 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", tags=["operations"], summary="Database reachable and the consumer running")
+@router.get(
+    "/readyz",
+    tags=["operations"],
+    summary="Database reachable and the consumer running",
+    responses={503: {"description": "Not ready: the same body, saying which part is not"}},
+)
 async def readyz(request: Request) -> JsonResponse:
     """Readiness: a database round trip and a live consumer task."""
     state: Any = request.app.state

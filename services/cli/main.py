@@ -177,6 +177,26 @@ def report_kiosks(month: Annotated[str, typer.Option(help="YYYY-MM")], fmt: Form
     _emit(KioskReportRow, rows, fmt, f"{month} 自助智能医疗服务终端使用情况 kiosk use")
 
 
+@report_app.command("bulletin")
+def report_bulletin(
+    month: Annotated[str, typer.Option(help="YYYY-MM")],
+    out: Annotated[Path, typer.Option(help="folder for bulletin-YYYY-MM.html and .pdf")] = Path(),
+) -> None:
+    """The monthly data-quality bulletin as a self-contained HTML page and a PDF (needs Chromium)."""
+    from services.bulletin.errors import BulletinError
+    from services.bulletin.service import bulletin_files, write_bulletin
+    from services.bulletin.settings import BulletinSettings
+
+    first, zone, options = _month(month), _settings().zone, BulletinSettings()
+    try:
+        html, document = _with_db(lambda conn: bulletin_files(conn, first, settings=options, zone=zone))
+    except BulletinError as exc:
+        _fail(str(exc))
+        return
+    written = write_bulletin(out, first, html, document)
+    console.print(f"wrote {written.html} and {written.pdf} ({written.pages} pages)")
+
+
 @report_app.command("missing-uploads")
 def report_missing(day: Annotated[str, typer.Option("--date", help="YYYY-MM-DD")]) -> None:
     """Institutions that uploaded in the 7 days before DATE but not on it."""

@@ -1,37 +1,135 @@
-"""Admin routes on the collector: reference data and institution tokens (admin token only)."""
+"""Admin routes on the collector: reference data and institution tokens (admin token only).
+
+Bodies are read as on the ingest endpoints (media type, a size bound, strict JSON) rather than
+by FastAPI's body parsing, which reads a body of any size, keeps the last of duplicate keys and
+answers an unreadable body in its own shape instead of the platform's one error shape.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Request
-from pydantic import BaseModel, Field
+from fastapi import APIRouter, Path, Request
+from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
 
+from services.collector.ingest import read_body, read_json
+from services.contract.models import Code, ReferenceSet
 from services.storage.errors import ReferenceDataError, TokenNotFoundError
 from services.storage.reference import parse_reference, replace_reference
 from services.storage.tokens import issue_token, list_tokens, revoke_token
 from services.web.auth import AdminPrincipal
-from services.web.errors import InvalidRequestError, MalformedBodyError, NotFoundError
+from services.web.errors import InvalidRequestError, NotFoundError, error_responses
 from services.web.responses import JsonResponse
 from services.web.schemas import request_body_schema
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
 
+# A city's reference set is a few hundred kilobytes of JSON (the demo's is 0.3 MB); a national
+# one with every declaration could pass 1 MiB, so the bound is wider than ingest's. Larger sets
+# load from CSV with `telemetry reference load`.
+MAX_REFERENCE_BODY_BYTES = 16 * 1024 * 1024
+MAX_TOKEN_BODY_BYTES = 16 * 1024
+# A refused reference set lists this many problems at most (a 16 MiB body could make millions).
+MAX_PROBLEMS_SHOWN = 100
+MAX_PROBLEM_CHARS = 200
+
+# Token ids are 12 hex digits; any id of the codes' alphabet is looked up (404 if unknown), and
+# anything else (a NUL, which PostgreSQL refuses, above all) is a bad parameter.
+_ID_PATTERN = r"^[A-Za-z0-9._:-]+$"
+# Labels are shown in listings and logs; control characters (NUL above all, which PostgreSQL
+# text cannot hold) are refused rather than stored.
+Label = Annotated[str, StringConstraints(max_length=200, pattern=r"^[^\x00-\x1f\x7f]*$")]
+
+
+class ReferenceLoad(BaseModel):
+    """Answer of `PUT /v1/admin/reference`."""
+
+    version: int
+    created: bool
+    institutions: int
+    tables: int
+    declarations: int
+    kiosks: int
+
+
+class TokenRequest(BaseModel):
+    """Body of `POST /v1/admin/tokens`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    org_code: Code
+    label: Label = ""
+
+
+class IssuedToken(BaseModel):
+    """Answer of `POST /v1/admin/tokens`; the only time the token is shown."""
+
+    token_id: str
+    org_code: str
+    token: str
+
+
+class TokenListing(BaseModel):
+    """One token of `GET /v1/admin/tokens`, never its secret."""
+
+    token_id: str
+    org_code: str
+    label: str
+    created_at: str
+    revoked_at: str | None
+
+
+class RevokedToken(BaseModel):
+    """Answer of `DELETE /v1/admin/tokens/{token_id}`."""
+
+    token_id: str
+    revoked: bool
+
+
+def _shown(problems: Sequence[str]) -> list[str]:
+    def cut(text: str) -> str:
+        return text if len(text) <= MAX_PROBLEM_CHARS else text[:MAX_PROBLEM_CHARS] + "…"
+
+    shown = [cut(p) for p in problems[:MAX_PROBLEMS_SHOWN]]
+    if len(problems) > MAX_PROBLEMS_SHOWN:
+        shown.append(f"and {len(problems) - MAX_PROBLEMS_SHOWN} more problems")
+    return shown
+
+
+def _nul_problems(ref: ReferenceSet) -> list[str]:
+    # Codes are held to their pattern by the model; names are free text, and PostgreSQL text
+    # cannot store U+0000, which would otherwise fail the load with a 500.
+    names = [(f"institutions.{n}.name", i.name) for n, i in enumerate(ref.institutions)]
+    names += [(f"tables.{n}.name", t.name) for n, t in enumerate(ref.tables)]
+    return [f"{where}: must not contain the NUL character (U+0000)" for where, name in names if "\x00" in name]
+
 
 @router.put(
     "/reference",
     summary="Replace the whole reference set atomically (kept as a new version)",
+    response_model=ReferenceLoad,
+    responses={
+        201: {"description": "A new version is in force", "model": ReferenceLoad},
+        **error_responses(400, 401, 403, 413, 415, 422),
+    },
     openapi_extra=request_body_schema("reference-set.schema.json"),
 )
 async def put_reference(request: Request, principal: AdminPrincipal) -> JsonResponse:
-    """Load institutions, tables, declarations and kiosks; 422 and nothing changed if inconsistent."""
-    try:
-        body = orjson.loads(await request.body())
-    except orjson.JSONDecodeError as exc:
-        raise MalformedBodyError(f"body is not valid JSON: {exc}") from exc
+    """Load institutions, tables, declarations and kiosks; 422 and nothing changed if inconsistent.
+
+    200 when the same set is already in force, 201 when the load made a new version.
+    """
+    body = read_json(await read_body(request, MAX_REFERENCE_BODY_BYTES))
     try:
         ref = parse_reference(body)
+    except ReferenceDataError as exc:
+        raise InvalidRequestError("reference data refused; nothing changed", _shown(exc.problems)) from exc
+    problems = _nul_problems(ref)
+    if problems:
+        raise InvalidRequestError("reference data refused; nothing changed", _shown(problems))
+    try:
         async with request.app.state.pool.acquire() as conn:
             result = await replace_reference(conn, ref, source=f"api:{principal.actor}")
             await conn.execute(
@@ -41,21 +139,34 @@ async def put_reference(request: Request, principal: AdminPrincipal) -> JsonResp
                 orjson.dumps(result.as_dict()).decode(),
             )
     except ReferenceDataError as exc:
-        raise InvalidRequestError("reference data refused; nothing changed", exc.problems) from exc
+        raise InvalidRequestError("reference data refused; nothing changed", _shown(exc.problems)) from exc
     await request.app.state.reference.reload()
     return JsonResponse(result.as_dict(), status_code=201 if result.created else 200)
 
 
-class TokenRequest(BaseModel):
-    """Body of `POST /v1/admin/tokens`."""
-
-    org_code: str = Field(min_length=1, max_length=64)
-    label: str = Field("", max_length=200)
-
-
-@router.post("/tokens", status_code=201, summary="Issue a token bound to one institution")
-async def post_token(request: Request, body: TokenRequest, principal: AdminPrincipal) -> dict[str, Any]:
+@router.post(
+    "/tokens",
+    status_code=201,
+    summary="Issue a token bound to one institution",
+    response_model=IssuedToken,
+    responses=error_responses(400, 401, 403, 413, 415, 422),
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": TokenRequest.model_json_schema()}},
+        }
+    },
+)
+async def post_token(request: Request, principal: AdminPrincipal) -> dict[str, Any]:
     """The token is in this answer only; the platform keeps its SHA-256."""
+    doc = read_json(await read_body(request, MAX_TOKEN_BODY_BYTES))
+    try:
+        body = TokenRequest.model_validate(doc)
+    except ValidationError as exc:
+        problems = [
+            f"{'.'.join(str(p) for p in e['loc']) or '(body)'}: {e['msg']}" for e in exc.errors(include_url=False)
+        ]
+        raise InvalidRequestError("cannot issue a token", _shown(problems)) from exc
     async with request.app.state.pool.acquire() as conn:
         try:
             issued = await issue_token(conn, body.org_code, body.label, principal.actor)
@@ -65,8 +176,17 @@ async def post_token(request: Request, body: TokenRequest, principal: AdminPrinc
     return {"token_id": issued.token_id, "org_code": issued.org_code, "token": issued.token}
 
 
-@router.delete("/tokens/{token_id}", summary="Revoke a token; refused from the next request on")
-async def delete_token(request: Request, token_id: str, principal: AdminPrincipal) -> dict[str, Any]:
+@router.delete(
+    "/tokens/{token_id}",
+    summary="Revoke a token; refused from the next request on",
+    response_model=RevokedToken,
+    responses=error_responses(401, 403, 404, 422),
+)
+async def delete_token(
+    request: Request,
+    token_id: Annotated[str, Path(min_length=1, max_length=64, pattern=_ID_PATTERN)],
+    principal: AdminPrincipal,
+) -> dict[str, Any]:
     """Revoke by id (the id is shown when issued and in the list)."""
     async with request.app.state.pool.acquire() as conn:
         try:
@@ -77,7 +197,12 @@ async def delete_token(request: Request, token_id: str, principal: AdminPrincipa
     return {"token_id": token_id, "revoked": True}
 
 
-@router.get("/tokens", summary="List tokens (never their secrets)")
+@router.get(
+    "/tokens",
+    summary="List tokens (never their secrets)",
+    response_model=list[TokenListing],
+    responses=error_responses(401, 403),
+)
 async def get_tokens(request: Request, principal: AdminPrincipal) -> list[dict[str, Any]]:
     """Every token with its institution and state."""
     async with request.app.state.pool.acquire() as conn:

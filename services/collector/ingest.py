@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import orjson
 from starlette.requests import Request
 
 from services.contract.models import MAX_BODY_BYTES, EventType, KioskTransaction, UploadEvent
@@ -13,6 +12,9 @@ from services.contract.validation import (
     BatchTooLargeError,
     BodyShapeError,
     FieldProblem,
+    UnreadableJsonError,
+    decode_json,
+    echo,
     split_body,
     validate_kiosk,
     validate_uploads,
@@ -35,31 +37,40 @@ def _is_json(content_type: str | None) -> bool:
     return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
 
 
-async def read_body(request: Request) -> bytes:
-    """The body, refusing a wrong media type (415) or more than 1 MiB (413) without buffering it all."""
+async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
+    """The body, refusing a wrong media type (415) or more than `limit` bytes (413) without buffering it all."""
     if not _is_json(request.headers.get("content-type")):
-        raise UnsupportedMediaError("send the events as Content-Type: application/json")
+        raise UnsupportedMediaError("send the body as Content-Type: application/json")
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise PayloadTooLargeError(f"body is {declared} bytes; at most {MAX_BODY_BYTES} are accepted")
+    # isascii: str.isdigit() is also true of "²", which int() refuses.
+    if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLargeError(f"body is {echo(declared)} bytes; at most {limit} are accepted")
     chunks = []
     size = 0
+    # A chunked body, or one whose Content-Length understates it, is counted as it arrives.
     async for chunk in request.stream():
         size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            raise PayloadTooLargeError(f"body exceeds {MAX_BODY_BYTES} bytes")
+        if size > limit:
+            raise PayloadTooLargeError(f"body exceeds {limit} bytes")
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def read_json(body: bytes) -> Any:
+    """The JSON document of a body; 400 if empty, not JSON, with duplicate keys or nested too deeply."""
+    if not body:
+        raise MalformedBodyError("empty body; send a JSON document")
+    try:
+        return decode_json(body)
+    except UnreadableJsonError as exc:
+        raise MalformedBodyError(str(exc)) from exc
 
 
 def parse_events(body: bytes) -> list[Any]:
     """The raw event objects of a body (400 unreadable, 413 too many events)."""
     if not body:
         raise MalformedBodyError('empty body; send one event object or {"events": [...]}')
-    try:
-        doc = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise MalformedBodyError(f"body is not valid JSON: {exc}") from exc
+    doc = read_json(body)
     try:
         events, _ = split_body(doc)
     except BatchTooLargeError as exc:
@@ -77,7 +88,7 @@ def authorize(principal: Principal, raw_events: list[Any]) -> None:
         org = event.get("org_code") if isinstance(event, dict) else None
         if org != principal.org_code:
             raise ForbiddenError(
-                f"event {index} is for org_code {org!r}; this token may only submit for "
+                f"event {index} is for org_code {echo(repr(org))}; this token may only submit for "
                 f"{principal.org_code!r}; nothing of this request was kept"
             )
 

@@ -83,6 +83,11 @@ class KafkaPublisher:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
                 continue
+            except asyncio.CancelledError:
+                # Stopped while still connecting: close the half-opened producer, or its
+                # connections leak (and aiokafka warns when it is garbage-collected).
+                await producer.stop()
+                raise
             self._producer = producer
             log.info("kafka producer connected", extra={"bootstrap": self._bootstrap})
             return

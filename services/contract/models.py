@@ -39,7 +39,7 @@ def _require_date_text(value: Any) -> Any:
     # pydantic would also take datetimes and numbers; the contract says YYYY-MM-DD.
     if isinstance(value, date) and not isinstance(value, datetime):
         return value
-    if not isinstance(value, str) or not _DATE_RE.match(value):
+    if not isinstance(value, str) or not _DATE_RE.fullmatch(value):
         raise ValueError("must be a date written YYYY-MM-DD")
     return value
 
@@ -48,7 +48,7 @@ def _require_timestamp_text(value: Any) -> Any:
     # Refuses unix numbers and timestamps without offset, which pydantic's lax mode accepts.
     if isinstance(value, datetime):
         return value
-    if not isinstance(value, str) or not _TIMESTAMP_RE.match(value):
+    if not isinstance(value, str) or not _TIMESTAMP_RE.fullmatch(value):
         raise ValueError("must be an RFC 3339 timestamp with offset, e.g. 2020-04-01T08:30:00+08:00")
     return value
 
@@ -60,7 +60,7 @@ def _parse_amount(value: Any) -> Decimal:
         text = value
     else:
         raise ValueError('must be a decimal string such as "12.50", never a JSON number')
-    if not _AMOUNT_RE.match(text):
+    if not _AMOUNT_RE.fullmatch(text):
         raise ValueError('must be a decimal string >= 0 with at most 2 fraction digits, e.g. "12.50"')
     return Decimal(text)
 

@@ -24,6 +24,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from services.contract.validation import FieldProblem
 from services.web.responses import JsonResponse
+from services.web.schemas import load_schema
 
 log = logging.getLogger(__name__)
 
@@ -152,6 +153,31 @@ class UnavailableError(ApiError):
 
     def headers(self) -> dict[str, str]:
         return {"Retry-After": str(self.retry_after_s)}
+
+
+_ERROR_DESCRIPTIONS = {
+    400: "Unreadable body: not JSON, duplicate keys, nested too deeply, or the wrong shape",
+    401: "Missing or unknown token",
+    403: "The token may not do this",
+    404: "Not found",
+    413: "Body too large",
+    415: "Content-Type is not application/json",
+    422: "Invalid request parameters or body, with every problem",
+    429: "Over the rate limit; see Retry-After",
+    503: "Cannot be done now; see Retry-After",
+}
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` declaring the one error shape for each of `statuses`.
+
+    Without them FastAPI documents its own 422 shape, which these services never send.
+    """
+    schema = load_schema("error.schema.json")
+    return {
+        status: {"description": _ERROR_DESCRIPTIONS[status], "content": {"application/json": {"schema": schema}}}
+        for status in statuses
+    }
 
 
 def error_response(exc: ApiError) -> JsonResponse:

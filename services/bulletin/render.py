@@ -1,0 +1,155 @@
+"""The bulletin as one self-contained HTML page: embedded CSS, inline SVG, no script, no outside resource.
+
+The page follows the printed bulletin: 数据采集情况（区）, 数据采集情况（医院）and the kiosk table
+自助智能医疗服务终端使用情况表, in that order and with their columns in the printed order (the
+hospital table in its consistent reading, see the reference NOTES), then the charts that only a
+stream can draw and each institution's problem list. Jinja2 autoescapes every value, so an
+institution's name can never inject markup; a Content-Security-Policy in the page forbids any load.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from datetime import datetime
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+import jinja2
+from markupsafe import Markup
+
+from services.bulletin import charts, fmt
+from services.bulletin.problems import (
+    KIND_LABELS,
+    InstitutionDetail,
+    InstitutionProblems,
+    MonthSpan,
+    ProblemKind,
+    find_problems,
+    month_span,
+    problem_counts,
+)
+from services.bulletin.query import BulletinData
+from services.contract.models import InstitutionKind, KioskReportRow, UploadReportRow
+
+KIND_NAMES = {InstitutionKind.DISTRICT: "区", InstitutionKind.HOSPITAL: "医院"}
+
+
+@functools.cache
+def _environment() -> jinja2.Environment:
+    # Built once per process: it holds only the template cache, nothing tied to a loop or a request.
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("services.bulletin", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["integer"] = fmt.integer
+    env.filters["amount"] = fmt.amount
+    env.filters["rate"] = fmt.rate
+    env.filters["declared"] = fmt.declared
+    return env
+
+
+def render_html(data: BulletinData, *, now: datetime, zone: ZoneInfo, conformance_threshold: float) -> str:
+    """The whole page for `data`; `now` (aware) decides which days of the month are over."""
+    span = month_span(data.month, now, zone)
+    uploads = [*data.districts, *data.hospitals]
+    found = find_problems(uploads, data.kiosks, data.details, data.table_names, span, conformance_threshold)
+    month_label = f"{data.month.year}年{data.month.month}月"
+    scope = "全部接入单位 all institutions"
+    if data.org_code is not None:
+        own = next((r.name for r in uploads if r.org_code == data.org_code), data.org_code)
+        scope = f"{own}（{data.org_code}）"
+    counts = problem_counts(found)
+    return (
+        _environment()
+        .get_template("bulletin.html.j2")
+        .render(
+            title=f"{month_label}卫生信息平台数据采集情况与数据质量通报",
+            month_label=month_label,
+            month_code=f"{data.month:%Y-%m}",
+            generated_at=f"{now.astimezone(zone):%Y-%m-%d %H:%M} ({zone.key})",
+            scope=scope,
+            threshold=conformance_threshold,
+            districts=data.districts,
+            hospitals=data.hospitals,
+            kiosk_hospitals=[r for r in data.kiosks if r.group == "hospital"],
+            kiosk_districts=[r for r in data.kiosks if r.group == "district"],
+            kiosk_total=next((r for r in data.kiosks if r.group == "total"), None),
+            summary=_summary(data, span, found),
+            counts=[(KIND_LABELS[kind], *counts[kind]) for kind in ProblemKind],
+            problems=found,
+            charts=_charts(data, span, conformance_threshold),
+            kind_names=KIND_NAMES,
+        )
+    )
+
+
+def _summary(data: BulletinData, span: MonthSpan, found: Sequence[InstitutionProblems]) -> list[tuple[str, str, str]]:
+    uploads = [*data.districts, *data.hospitals]
+    payments = sum((r.payment_amount for r in data.kiosks if r.group != "total"), Decimal("0.00"))
+    return [
+        ("接入单位", "institutions", f"{len(data.districts)} 区 / {len(data.hospitals)} 医院"),
+        ("数据上传量", "records uploaded", fmt.integer(sum(r.records_uploaded for r in uploads))),
+        ("本月已过天数", "days over", f"{len(span.ended)} / {span.days_in_month}"),
+        ("有问题的单位", "institutions with problems", f"{sum(1 for f in found if f.problems)} / {len(found)}"),
+        ("终端缴费金额（元）", "kiosk payments, CNY", fmt.amount(payments)),
+    ]
+
+
+def _short(name: str) -> str:
+    # Chart labels have a fixed column; the full name is in the table beside the chart.
+    return name if len(name) <= 12 else name[:11] + "…"
+
+
+def _upload_charts(rows: Sequence[UploadReportRow], threshold: float, who: str) -> dict[str, Markup]:
+    if not rows:
+        return {}
+    return {
+        "records": charts.bar_chart(
+            [charts.Bar(_short(r.name), r.records_uploaded, fmt.integer(r.records_uploaded)) for r in rows],
+            f"数据上传量（{who}）",
+        ),
+        "coverage": charts.coverage_chart(
+            [charts.Coverage(_short(r.name), r.required_tables, r.declared_tables, r.uploaded_tables) for r in rows],
+            f"已上传/申明/规定上传表（{who}）",
+        ),
+        "conformance": charts.rate_chart(
+            [(_short(r.name), r.conformance_rate, fmt.rate(r.conformance_rate)) for r in rows],
+            threshold,
+            f"实时数据与定时数据符合率（{who}）",
+        ),
+    }
+
+
+def _charts(data: BulletinData, span: MonthSpan, threshold: float) -> dict[str, Markup]:
+    out: dict[str, Markup] = {}
+    for prefix, rows, who in (("district", data.districts, "区"), ("hospital", data.hospitals, "医院")):
+        out.update({f"{prefix}_{k}": v for k, v in _upload_charts(rows, threshold, who).items()})
+    uploads = [*data.districts, *data.hospitals]
+    if uploads:
+        empty = InstitutionDetail()
+        out["calendar"] = charts.calendar_chart(
+            [(_short(r.name), data.details.get(r.org_code, empty).daily_records) for r in uploads],
+            span.days,
+            span.ended,
+            "每日数据上传",
+        )
+    paying: list[KioskReportRow] = [r for r in data.kiosks if r.group != "total" and r.payment_amount > 0]
+    if paying:
+        paying.sort(key=lambda r: r.payment_amount, reverse=True)
+        out["kiosk_payments"] = charts.bar_chart(
+            [
+                charts.Bar(
+                    _short(r.name),
+                    float(r.payment_amount),  # bar length only; the label is the exact Decimal
+                    fmt.amount(r.payment_amount),
+                    flagged=r.payments == 0,
+                )
+                for r in paying
+            ],
+            "终端缴费金额（元）",
+        )
+    return out

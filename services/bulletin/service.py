@@ -1,0 +1,81 @@
+"""The bulletin for the API and the command line: read a month, render the page, print the PDF."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from services.bulletin import output, pdf
+from services.bulletin.query import load_bulletin_data
+from services.bulletin.render import render_html
+from services.bulletin.settings import BulletinSettings
+from services.storage.connection import Connection
+
+
+def settings_of(state: Any) -> BulletinSettings:
+    """An app's bulletin settings: `state.bulletin_settings` if its entry point set them, else read once.
+
+    The aggregator's factory does not know the bulletin; until it sets the attribute itself, the
+    settings are read from the environment on the first request and kept on the app, never in a
+    module global (which would outlive the app and leak between tests).
+    """
+    found = getattr(state, "bulletin_settings", None)
+    if isinstance(found, BulletinSettings):
+        return found
+    built = BulletinSettings()
+    state.bulletin_settings = built
+    return built
+
+
+async def bulletin_html(
+    conn: Connection,
+    month: date,
+    *,
+    org_code: str | None,
+    settings: BulletinSettings,
+    zone: ZoneInfo,
+    now: datetime | None = None,
+) -> str:
+    """The month's bulletin page; an institution (`org_code`) gets only its own rows and problems."""
+    data = await load_bulletin_data(conn, month, org_code)
+    return render_html(
+        data,
+        now=now or datetime.now(zone),
+        zone=zone,
+        conformance_threshold=settings.conformance_threshold,
+    )
+
+
+async def bulletin_pdf(html: str, settings: BulletinSettings) -> bytes:
+    """The page printed to PDF by headless Chromium."""
+    return await pdf.print_pdf(html, chromium=settings.chromium, timeout_s=settings.render_timeout_s)
+
+
+@dataclass(frozen=True)
+class WrittenBulletin:
+    """The files `write_bulletin` wrote."""
+
+    html: Path
+    pdf: Path
+    pages: int
+
+
+async def bulletin_files(
+    conn: Connection, month: date, *, settings: BulletinSettings, zone: ZoneInfo
+) -> tuple[str, bytes]:
+    """The page of every institution and its PDF."""
+    html = await bulletin_html(conn, month, org_code=None, settings=settings, zone=zone)
+    return html, await bulletin_pdf(html, settings)
+
+
+def write_bulletin(folder: Path, month: date, html: str, document: bytes) -> WrittenBulletin:
+    """Write `bulletin-YYYY-MM.html` and `.pdf` into `folder` (created if needed)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    stem = folder / f"bulletin-{month:%Y-%m}"
+    html_path, pdf_path = stem.with_suffix(".html"), stem.with_suffix(".pdf")
+    html_path.write_text(html, encoding="utf-8")
+    pdf_path.write_bytes(document)
+    return WrittenBulletin(html_path, pdf_path, output.pdf_page_count(document))
