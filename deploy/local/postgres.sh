@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
 # The project's own PostgreSQL 15 cluster (with TimescaleDB) on 127.0.0.1:$PG_PORT.
 #   postgres.sh install|start|stop|status
+# A throwaway cluster (e.g. for a test) can run beside the default one; the postgres user must
+# be able to traverse the state folder's parents (so not under a private home):
+#   TELEMETRY_STATE_DIR=/var/tmp/pg2 PG_PORT=55999 postgres.sh start
+#   TELEMETRY_STATE_DIR=/var/tmp/pg2 PG_PORT=55999 PG_STOP_MODE=immediate postgres.sh stop
 # It never uses pg_ctlcluster or the Debian "main" cluster: everything goes
 # through this cluster's own data directory and port.
 set -euo pipefail
@@ -16,6 +20,12 @@ BUILD_DEPS=(postgresql-server-dev-15 cmake libssl-dev gcc make dpkg-dev)
 TRIXIE_SOURCES=/etc/apt/sources.list.d/health-upload-telemetry-trixie-src.sources
 TS_SRC_DIR="$CACHE_DIR/timescaledb-src"
 PG_START_TIMEOUT="${PG_START_TIMEOUT:-60}"
+# How `stop` stops: fast (default) rolls back open transactions and checkpoints; immediate
+# stops like a crash (open transactions are lost, recovery runs at the next start), which is
+# what the fault tests use on a throwaway cluster of their own.
+PG_STOP_MODE="${PG_STOP_MODE:-fast}"
+[[ $PG_STOP_MODE == fast || $PG_STOP_MODE == immediate ]] ||
+    { echo "ERROR: PG_STOP_MODE must be fast or immediate, got '$PG_STOP_MODE'" >&2; exit 2; }
 WHERE="$BIND_HOST:$PG_PORT"
 
 # PostgreSQL refuses to run as root, so as root the server runs as the
@@ -225,6 +235,15 @@ SELECT format('CREATE ROLE telemetry LOGIN CREATEDB PASSWORD %L', 'telemetry')
 ALTER ROLE telemetry LOGIN CREATEDB PASSWORD 'telemetry';
 SELECT 'CREATE DATABASE telemetry OWNER telemetry'
  WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'telemetry') \gexec
+-- The dashboards' read-only role (migration 0003 grants it SELECT on the tables). Created
+-- here, as superuser, because the services' role may not create roles. No password and
+-- NOLOGIN: an operator who connects Grafana sets one (docs/monitoring.md); re-running
+-- this never resets it.
+SELECT 'CREATE ROLE grafana_reader NOLOGIN'
+ WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'grafana_reader') \gexec
+-- So the monitoring tests can read exactly as the dashboards do (SET ROLE grafana_reader);
+-- it gives telemetry nothing it does not have already.
+GRANT grafana_reader TO telemetry;
 \connect telemetry
 CREATE EXTENSION IF NOT EXISTS timescaledb;
 SQL
@@ -246,10 +265,10 @@ do_stop() {
         return 0
     fi
     # fast = roll back open transactions, checkpoint, exit; immediate if stuck.
-    if ! as_pg "$PG_BIN/pg_ctl" -D "$PGDATA" -m fast -w -t 60 stop; then
+    if ! as_pg "$PG_BIN/pg_ctl" -D "$PGDATA" -m "$PG_STOP_MODE" -w -t 60 stop; then
         as_pg "$PG_BIN/pg_ctl" -D "$PGDATA" -m immediate -w -t 30 stop
     fi
-    note "stopped"
+    note "stopped ($PG_STOP_MODE)"
 }
 
 do_status() {

@@ -13,6 +13,7 @@ from prometheus_client import CollectorRegistry
 from services.aggregator import routes
 from services.aggregator.consumer import EventConsumer
 from services.aggregator.metrics import AggregatorMetrics
+from services.aggregator.quality import QualityMonitor
 from services.aggregator.settings import AggregatorSettings
 from services.aggregator.store import check_time_zone
 from services.storage.database import open_pool
@@ -56,9 +57,13 @@ def create_app(settings: AggregatorSettings, registry: CollectorRegistry | None 
         app.state.consumer = consumer
         app.state.consumer_task = asyncio.create_task(consumer.run(), name="consumer")
         app.state.consumer_task.add_done_callback(_report_exit)
+        quality = QualityMonitor(settings, pool, metrics)
+        app.state.quality = quality
+        await quality.start()
         try:
             yield
         finally:
+            await quality.stop()
             consumer.stop()
             await asyncio.gather(app.state.consumer_task, return_exceptions=True)
             await tokens.stop()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from services.aggregator.quality import QualityGauges
 from services.web.instrumentation import HttpMetrics
 
 
@@ -64,6 +65,29 @@ class AggregatorMetrics:
             "consumer_lag_records",
             "Records between the partition's end and the next offset to apply.",
             ["partition"],
+            namespace="aggregator",
+            registry=registry,
+        )
+        # The data-quality gauges per institution (services/aggregator/quality.py) and
+        # the health of the task that refreshes them.
+        self.quality = QualityGauges(registry)
+        self.quality_refresh_duration = Histogram(
+            "quality_refresh_duration_seconds",
+            "Time to read the data-quality figures from the database.",
+            namespace="aggregator",
+            registry=registry,
+            buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
+        )
+        self.quality_refresh_errors = Counter(
+            "quality_refresh_errors",
+            "Refreshes of the data-quality gauges that failed (the previous values stay), by error type.",
+            ["error_type"],
+            namespace="aggregator",
+            registry=registry,
+        )
+        self.quality_last_refresh = Gauge(
+            "quality_last_refresh_timestamp_seconds",
+            "When the data-quality gauges were last refreshed (0 = not yet).",
             namespace="aggregator",
             registry=registry,
         )

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+import re
+from datetime import date
+
+from pydantic import Field, field_validator
 
 from services.settings import CommonSettings
+
+_MONTH = re.compile(r"^([0-9]{4})-(0[1-9]|1[0-2])$")
 
 
 class AggregatorSettings(CommonSettings):
@@ -19,3 +24,25 @@ class AggregatorSettings(CommonSettings):
     fetch_max_wait_ms: int = Field(50, ge=1)
     cache_refresh_s: float = Field(5.0, gt=0)
     db_pool_size: int = Field(8, ge=2)
+    quality_refresh_s: float = Field(30.0, gt=0, description="how often the data-quality gauges are re-read")
+    quality_month: str | None = Field(
+        None, description="YYYY-MM the data-quality gauges describe; default the current month (set it for a replay)"
+    )
+    quality_scheduled_lookback_days: int = Field(
+        8, ge=2, description="an institution whose nightly batch carried no records for longer is not expected to"
+    )
+
+    @field_validator("quality_month")
+    @classmethod
+    def _month_format(cls, value: str | None) -> str | None:
+        if value is not None and not _MONTH.match(value):
+            raise ValueError(f"quality_month must be YYYY-MM, got {value!r}")
+        return value
+
+    @property
+    def quality_month_date(self) -> date | None:
+        """First day of `quality_month`, or None for the current month."""
+        if self.quality_month is None:
+            return None
+        year, month = self.quality_month.split("-")
+        return date(int(year), int(month), 1)
