@@ -1,0 +1,310 @@
+"""A bounded soak: steady load for a few minutes with one fault of each kind, then the exact check.
+
+    .venv/bin/python -m tests.faults.soak --minutes 3 [--rate 1000] [--pg-down-s 60] [--pause-s 15]
+
+Everything runs on loopback in processes of its own: a spare broker (deploy/local/kafka.sh on
+free ports), a throwaway PostgreSQL cluster (deploy/local/postgres.sh, under /var/tmp), one
+collector and two aggregators in one consumer group. The shared stack is not touched. While
+the load runs, five faults are injected one after the other, evenly spread over the run:
+
+- broker restart: SIGKILL of the broker, then started again;
+- collector SIGKILL, restarted at once (as a supervisor would);
+- aggregator SIGKILL, restarted at once;
+- aggregator SIGSTOP for --pause-s (past the group's session timeout), then SIGCONT;
+- PostgreSQL stopped like a crash (`pg_ctl stop -m immediate`), down for --pg-down-s.
+
+For each fault the table gives when it was injected, how long the component was away, the
+events acknowledged meanwhile, and the recovery time: from the moment the component is back
+until as many distinct events are counted as had been acknowledged at that moment. At the end
+the load stops, the backlog drains by itself, and every acknowledged event is compared with
+what event_keys, the raw tables and the rollups hold, for every institution (exact). Exit
+status 0 only if that check is exact.
+
+Not part of the test command (it takes minutes); docs/reliability.md has a recorded run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import secrets
+import shutil
+import signal
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import asyncpg
+
+from tests.faults.harness import (
+    LOG_ROOT,
+    CheckResult,
+    HarnessError,
+    Load,
+    Pipeline,
+    SpareBroker,
+    ThrowawayPostgres,
+    check_exact,
+    migrate_database,
+    wait_drained,
+)
+
+RECOVERY_LIMIT_S = 600.0
+
+
+@dataclass
+class FaultRun:
+    """What one fault did."""
+
+    name: str
+    injected_at_s: float  # since the load started
+    away_s: float  # injected until the component was back
+    acknowledged_meanwhile: int
+    acknowledged_at_heal: int
+    counted_at_recovery: int
+    recovery_s: float
+
+
+class Counter:
+    """Distinct events counted, read through a connection that survives PostgreSQL restarts."""
+
+    def __init__(self, url: str) -> None:
+        self._url = url
+        self._conn: asyncpg.Connection | None = None
+
+    async def count(self) -> int | None:
+        """event_keys rows, or None while the database cannot be reached."""
+        try:
+            if self._conn is None or self._conn.is_closed():
+                self._conn = await asyncpg.connect(self._url, timeout=5)
+            return int(await self._conn.fetchval("SELECT count(*) FROM event_keys", timeout=10))
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            if self._conn is not None:
+                self._conn.terminate()
+            self._conn = None
+            return None
+
+    async def close(self) -> None:
+        """Close the connection."""
+        if self._conn is not None and not self._conn.is_closed():
+            await self._conn.close()
+
+
+class Soak:
+    """The run: components, load, faults, results."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.root = Path(tempfile.mkdtemp(prefix="telemetry-soak-"))
+        self.broker = SpareBroker(self.root)
+        self.pg = ThrowawayPostgres()
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+        self.pipeline = Pipeline(
+            database_url=self.pg.url,
+            kafka_bootstrap=self.broker.bootstrap,
+            events_topic="soak.events",
+            dead_letter_topic="soak.events.dead-letter",
+            consumer_group="soak-aggregator",
+            admin_token="soak-" + secrets.token_urlsafe(24),
+            log_dir=LOG_ROOT / f"soak-{stamp}",
+            spool_dir=self.root / "collector-spool",
+        )
+        self.counter = Counter(self.pg.url)
+        self.load = Load(self.pipeline.collector.url, self.pipeline.headers, events_per_s=args.rate, seed=7)
+        self.runs: list[FaultRun] = []
+        self.started = 0.0
+        self.elapsed = 0.0
+
+    def say(self, message: str) -> None:
+        """One progress line, with the seconds since the load started."""
+        since = time.monotonic() - self.started if self.started else 0.0
+        print(f"[{since:7.1f}s] {message}", flush=True)
+
+    # -- faults --------------------------------------------------------------------------------
+    # Each returns once the component is back (the "heal"); the caller measures the recovery.
+
+    async def broker_restart(self) -> None:
+        """SIGKILL the broker (no controlled shutdown, log recovery at start), then start it."""
+        await asyncio.to_thread(self.broker.kill)
+        await asyncio.to_thread(self.broker.start)
+
+    async def collector_kill(self) -> None:
+        """SIGKILL the collector mid-load, restart it (its spool folder stays)."""
+        await self.pipeline.collector.kill()
+        self.pipeline.collector.start()
+        await self.pipeline.collector.wait_ready(120)
+
+    async def aggregator_kill(self) -> None:
+        """SIGKILL aggregator a at whatever moment of its batch it is, restart it."""
+        victim = self.pipeline.aggregator("a")
+        await victim.kill()
+        victim.start()
+        await victim.wait_ready(120)
+
+    async def aggregator_pause(self) -> None:
+        """SIGSTOP aggregator b past the session timeout: its partitions move; then SIGCONT."""
+        victim = self.pipeline.aggregator("b")
+        victim.send(signal.SIGSTOP)
+        await asyncio.sleep(self.args.pause_s)
+        victim.send(signal.SIGCONT)
+
+    async def postgres_restart(self) -> None:
+        """Crash-stop PostgreSQL (open transactions lost), keep it down, start it (recovery)."""
+        await asyncio.to_thread(self.pg.stop, "immediate")
+        await asyncio.sleep(self.args.pg_down_s)
+        await asyncio.to_thread(self.pg.start)
+
+    async def inject(self, name: str, fault: Callable[[], Awaitable[None]]) -> None:
+        """Run one fault, then wait until the counted events catch up with the acknowledged ones."""
+        load = self.load
+        injected = time.monotonic()
+        acknowledged_before = load.acknowledged_count
+        self.say(f"{name}: injected")
+        await fault()
+        healed = time.monotonic()
+        acknowledged = load.acknowledged_count
+        self.say(f"{name}: back after {healed - injected:.1f}s; {acknowledged} acknowledged so far")
+        counted = 0
+        while True:
+            got = await self.counter.count()
+            if got is not None and got >= acknowledged:
+                counted = got
+                break
+            if time.monotonic() - healed > RECOVERY_LIMIT_S:
+                raise HarnessError(f"{name}: not recovered after {RECOVERY_LIMIT_S:.0f}s ({got} of {acknowledged})")
+            await asyncio.sleep(0.25)
+        recovered = time.monotonic()
+        self.say(f"{name}: recovered {recovered - healed:.1f}s after it was back ({counted} counted)")
+        self.runs.append(
+            FaultRun(
+                name,
+                injected - self.started,
+                healed - injected,
+                acknowledged - acknowledged_before,
+                acknowledged,
+                counted,
+                recovered - healed,
+            )
+        )
+
+    # -- the run -------------------------------------------------------------------------------
+
+    async def run(self) -> CheckResult:
+        """Start everything, soak with the faults, stop the load, drain, check."""
+        args = self.args
+        self.say(f"starting a spare broker, a PostgreSQL cluster and the services (logs: {self.pipeline.log_dir})")
+        await asyncio.to_thread(self.broker.start)
+        await asyncio.to_thread(self.pg.start)
+        await migrate_database(self.pg.url)
+        await self.pipeline.start("a", "b")
+        self.started = time.monotonic()
+        self.load.start()
+        faults: list[tuple[str, Callable[[], Awaitable[None]]]] = [
+            ("broker SIGKILL + restart", self.broker_restart),
+            ("collector SIGKILL + restart", self.collector_kill),
+            ("aggregator SIGKILL + restart", self.aggregator_kill),
+            (f"aggregator SIGSTOP {args.pause_s:.0f}s + SIGCONT", self.aggregator_pause),
+            (f"PostgreSQL immediate stop, down {args.pg_down_s:.0f}s", self.postgres_restart),
+        ]
+        duration = args.minutes * 60
+        # Evenly spread, each after the previous one has recovered; steady load in between.
+        spacing = duration / (len(faults) + 1)
+        for n, (name, fault) in enumerate(faults, start=1):
+            wait = self.started + n * spacing - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            await self.inject(name, fault)
+        rest = self.started + duration - time.monotonic()
+        if rest > 0:
+            await asyncio.sleep(rest)
+        self.say("stopping the load; waiting for the backlog to drain")
+        await self.load.stop()
+        self.elapsed = time.monotonic() - self.started
+        conn = await asyncpg.connect(self.pg.url)
+        try:
+            drained = await wait_drained(conn, self.load, timeout_s=RECOVERY_LIMIT_S)
+            self.say(f"drained {drained:.1f}s after the load stopped")
+            await asyncio.sleep(1.0)
+            return await check_exact(conn, self.load)
+        finally:
+            await conn.close()
+
+    async def close(self) -> None:
+        """Stop everything this run started and remove its folders."""
+        self.pipeline.close()
+        await self.counter.close()
+        with contextlib.suppress(HarnessError):
+            await asyncio.to_thread(self.broker.stop)
+        await asyncio.to_thread(self.pg.remove)
+        await asyncio.to_thread(shutil.rmtree, self.root, ignore_errors=True)
+
+    # -- report --------------------------------------------------------------------------------
+
+    def report(self, result: CheckResult) -> str:
+        """The results as Markdown tables."""
+        load = self.load
+        lines = [
+            f"Soak of {self.elapsed / 60:.1f} min at {self.args.rate:.0f} events/s offered "
+            f"({load.acknowledged_count} distinct events acknowledged, {load.requests} requests, "
+            f"{load.retries} retried); answers: {dict(sorted(load.answers.items()))}",
+            "",
+            "| fault | injected at | away for | acknowledged meanwhile | acknowledged / counted | recovery |",
+            "|---|---:|---:|---:|---:|---:|",
+        ]
+        for run in self.runs:
+            lines.append(
+                f"| {run.name} | {run.injected_at_s:.0f} s | {run.away_s:.1f} s | {run.acknowledged_meanwhile} "
+                f"| {run.acknowledged_at_heal} / {run.counted_at_recovery} | {run.recovery_s:.1f} s |"
+            )
+        worst = max(self.runs, key=lambda r: r.recovery_s)
+        verdict = "exact" if not result.mismatches else f"{len(result.mismatches)} DIFFERENCES"
+        lines += [
+            f"| **end of run** | {self.elapsed:.0f} s | | | **{result.acknowledged} / {result.counted}** "
+            f"| worst {worst.recovery_s:.1f} s ({worst.name}) |",
+            "",
+            f"Check against event_keys, raw tables and rollups: **{verdict}**.",
+            "",
+            "| institution | uploads acknowledged / counted | records acknowledged / counted "
+            "| kiosk acknowledged / counted | amount acknowledged / counted |",
+            "|---|---:|---:|---:|---:|",
+        ]
+        for row in result.institutions:
+            lines.append(
+                f"| {row.org_code} | {row.uploads_acknowledged} / {row.uploads_counted} "
+                f"| {row.records_acknowledged} / {row.records_counted} "
+                f"| {row.kiosk_acknowledged} / {row.kiosk_counted} "
+                f"| {row.amount_acknowledged} / {row.amount_counted} |"
+            )
+        lines += [f"- {m}" for m in result.mismatches[:20]]
+        return "\n".join(lines)
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    """Command-line options."""
+    parser = argparse.ArgumentParser(prog="python -m tests.faults.soak", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--minutes", type=float, default=3.0, help="length of the steady load (default 3)")
+    parser.add_argument("--rate", type=float, default=1000.0, help="events per second offered (default 1000)")
+    parser.add_argument("--pg-down-s", type=float, default=60.0, help="how long PostgreSQL stays down (default 60)")
+    parser.add_argument("--pause-s", type=float, default=15.0, help="how long an aggregator is frozen (default 15)")
+    return parser.parse_args(argv)
+
+
+async def main(argv: list[str]) -> int:
+    """Run the soak; 0 if every acknowledged event is counted exactly once."""
+    soak = Soak(parse_args(argv))
+    try:
+        result = await soak.run()
+        print()
+        print(soak.report(result), flush=True)
+        return 0 if not result.mismatches else 1
+    finally:
+        await soak.close()
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main(sys.argv[1:])))
