@@ -9,7 +9,6 @@ status or content type, or a body that does not match its declared schema fails 
 
 from __future__ import annotations
 
-import asyncio
 import socket
 import threading
 import time
@@ -17,7 +16,6 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 
-import asyncpg
 import httpx
 import hypothesis
 import pytest
@@ -32,7 +30,7 @@ from schemathesis import BaseSchema
 from services.aggregator.app import create_app as create_aggregator
 from services.collector.app import create_app as create_collector
 from tests.fixtures.events import REFERENCE, kiosk, upload
-from tests.fixtures.stack import SERVER_URL, WAIT_S, StackConfig, _db_url, admin_headers
+from tests.fixtures.stack import WAIT_S, StackConfig, admin_headers, cloned_database
 
 pytestmark = [
     pytest.mark.integration,
@@ -134,22 +132,8 @@ class Stack:
 @pytest_asyncio.fixture(scope="module")
 async def fuzz_database(template_db: str) -> AsyncIterator[str]:
     """A database for this module's servers (module scope: starting them once keeps the run short)."""
-    name = f"fuzz_{uuid.uuid4().hex[:12]}"
-    conn = await asyncpg.connect(SERVER_URL)
-    try:
-        for _ in range(100):
-            try:
-                await conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_db}"')
-                break
-            except asyncpg.ObjectInUseError:
-                # The template's last session is still closing on the server side.
-                await asyncio.sleep(0.05)
-        else:
-            pytest.fail("template database stayed in use")
-        yield _db_url(name)
-    finally:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await conn.close()
+    async with cloned_database(template_db, "fuzz") as url:
+        yield url
 
 
 def _wait(check: Callable[[], bool], what: str) -> None:
