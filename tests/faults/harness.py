@@ -55,6 +55,23 @@ class HarnessError(AssertionError):
     """A bounded wait ran out, or a component did not do what it must."""
 
 
+def log_dir_for(name: str, keep: int = 40) -> Path:
+    """A new folder for one run's process logs; only the newest `keep` runs' folders are kept."""
+    LOG_ROOT.mkdir(parents=True, exist_ok=True)
+
+    def modified(path: Path) -> float:
+        try:
+            return path.stat().st_mtime
+        except FileNotFoundError:  # pruned by a run beside this one
+            return 0.0
+
+    folders = sorted((p for p in LOG_ROOT.iterdir() if p.is_dir()), key=modified)
+    for old in folders[: max(len(folders) - keep + 1, 0)]:
+        shutil.rmtree(old, ignore_errors=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    return LOG_ROOT / f"{name}-{stamp}-{os.getpid()}"
+
+
 async def wait_until(check: Callable[[], Awaitable[bool]], what: str, timeout_s: float, every_s: float = 0.05) -> float:
     """Poll `check` until true; return the seconds it took; raise HarnessError after `timeout_s`."""
     loop = asyncio.get_running_loop()
@@ -99,11 +116,9 @@ def _check_spread() -> None:
         raise HarnessError(f"institutions do not cover each partition twice: {used}")
 
 
-_check_spread()
-
-
 def reference_body() -> dict[str, list[dict[str, str]]]:
     """PUT /v1/admin/reference body: 12 institutions, the tables, two kiosks per hospital."""
+    _check_spread()
     return {
         "institutions": [{"org_code": c, "name": f"区{c}", "kind": "district"} for c in DISTRICTS]
         + [{"org_code": c, "name": f"医院{c}", "kind": "hospital"} for c in HOSPITALS],
@@ -692,6 +707,7 @@ class Load:
     request_timeout_s: float = 30
     acknowledged: dict[EventKey, dict[str, Any]] = field(default_factory=dict)
     ack_times: list[tuple[float, int]] = field(default_factory=list)  # (monotonic time, distinct acked)
+    ack_log: list[tuple[float, EventKey]] = field(default_factory=list)  # each key once, when first acked
     in_doubt: dict[EventKey, dict[str, Any]] = field(default_factory=dict)
     requests: int = 0
     retries: int = 0
@@ -832,12 +848,15 @@ class Load:
         self._acknowledge(kind, batch)
 
     def _acknowledge(self, kind: str, batch: list[dict[str, Any]]) -> None:
+        now = time.monotonic()
         for event in batch:
             key = _event_key(kind, event)
+            if key not in self.acknowledged:
+                self.ack_log.append((now, key))
             self.acknowledged[key] = event
             self.in_doubt.pop(key, None)
         self._acked_batches.append((kind, batch))
-        self.ack_times.append((time.monotonic(), len(self.acknowledged)))
+        self.ack_times.append((now, len(self.acknowledged)))
 
     @property
     def acknowledged_count(self) -> int:

@@ -23,7 +23,6 @@ import asyncio
 import json
 import os
 import signal
-import uuid
 from collections.abc import AsyncIterator, Iterator
 
 import asyncpg
@@ -35,7 +34,6 @@ from tests.faults.harness import (
     GATE_COMMIT,
     GATE_START,
     GATE_WRITTEN,
-    LOG_ROOT,
     Gates,
     Load,
     Offsets,
@@ -43,6 +41,7 @@ from tests.faults.harness import (
     Service,
     ThrowawayPostgres,
     check_exact,
+    log_dir_for,
     migrate_database,
     precreate_offsets,
     wait_drained,
@@ -68,7 +67,7 @@ def _pipeline(config: StackConfig, database_url: str, name: str) -> Pipeline:
         dead_letter_topic=config.dead_letter_topic,
         consumer_group=config.consumer_group,
         admin_token=ADMIN_TOKEN,
-        log_dir=LOG_ROOT / f"{name}-{uuid.uuid4().hex[:6]}",
+        log_dir=log_dir_for(name),
         spool_dir=config.spool_dir,
     )
 
@@ -189,8 +188,9 @@ async def test_aggregator_killed_before_during_and_after_its_database_commit(
 async def test_second_aggregator_joins_and_leaves_during_load(
     pipeline: Pipeline, gates: Gates, stack_config: StackConfig, db: asyncpg.Connection
 ) -> None:
-    """Rebalances with a batch in flight: B joins while A's batch is held mid-transaction, leaves
-    while its own is; then once more at whatever moment the load is at.
+    """Rebalances with a batch in flight: B joins while A's batch is held mid-transaction; then
+    whichever aggregator is next held mid-transaction leaves (SIGTERM); it rejoins and leaves
+    once more at whatever moment the load is at.
 
     A rebalance does not wait for the batch in hand (the revocation listener does nothing): the
     partitions move while A's transaction is open, B seeks to the stored offsets and waits on
@@ -203,7 +203,7 @@ async def test_second_aggregator_joins_and_leaves_during_load(
     await asyncio.sleep(2)
 
     held = await gates.hold_wide_batch()
-    assert held.app_name == a.app_name
+    assert held.app_name == a.app_name and held.xid is not None
     in_batch = await gates.locked_partitions(stack_config.consumer_group, stack_config.events_topic)
     b.start()
     await b.wait_ready()
@@ -215,7 +215,7 @@ async def test_second_aggregator_joins_and_leaves_during_load(
     # The precondition of the case: partitions of A's open batch now belong to B.
     assert in_batch & set(b.assigned_partitions()), (in_batch, b.assigned_partitions())
     await gates.release(GATE_WRITTEN)
-    assert await gates.wait_xact_done(held.xid or 0) == "committed"
+    assert await gates.wait_xact_done(held.xid) == "committed"
 
     async def b_applies() -> bool:
         got = await b.metrics("aggregator_events_applied_total")
@@ -226,12 +226,14 @@ async def test_second_aggregator_joins_and_leaves_during_load(
 
     await gates.arm(GATE_WRITTEN)
     held = await gates.wait_held(GATE_WRITTEN)
+    assert held.xid is not None
     leaving = pipeline.by_app_name(held.app_name)
     leaving.send(signal.SIGTERM)
     await asyncio.sleep(0.5)
+    assert leaving.alive(), "left the group with a batch in hand"
     await gates.release(GATE_WRITTEN)
     await leaving.wait_clean_exit(30)
-    assert await gates.wait_xact_done(held.xid or 0) == "committed"
+    assert await gates.wait_xact_done(held.xid) == "committed"
 
     # Once more, unsynchronised: join, work a little, leave.
     leaving.start()
