@@ -42,6 +42,8 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.partitioner import DefaultPartitioner
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.fixtures.events import REFERENCE
+
 REPO = Path(__file__).resolve().parents[2]
 LOG_ROOT = REPO / ".state" / "test-logs" / "faults"
 PLATFORM_ZONE = ZoneInfo("Asia/Shanghai")
@@ -122,15 +124,7 @@ def reference_body() -> dict[str, list[dict[str, str]]]:
     return {
         "institutions": [{"org_code": c, "name": f"区{c}", "kind": "district"} for c in DISTRICTS]
         + [{"org_code": c, "name": f"医院{c}", "kind": "hospital"} for c in HOSPITALS],
-        "tables": [
-            {"table_code": "OPV", "name": "门诊就诊记录", "category": "outpatient_visit", "required_for": "both"},
-            {"table_code": "DIS", "name": "出院小结", "category": "discharge", "required_for": "both"},
-            {"table_code": "EHR", "name": "个人基本信息", "category": "ehr_basic", "required_for": "district"},
-            {"table_code": "HTN", "name": "高血压随访", "category": "ehr_hypertension", "required_for": "district"},
-            {"table_code": "DM", "name": "糖尿病随访", "category": "ehr_diabetes", "required_for": "district"},
-            {"table_code": "LAB", "name": "检验报告", "category": "other", "required_for": "hospital"},
-            {"table_code": "XTRA", "name": "其他", "category": "other", "required_for": "none"},
-        ],
+        "tables": [dict(t) for t in REFERENCE["tables"]],
         "declarations": [{"org_code": c, "table_code": "OPV"} for c in DISTRICTS + HOSPITALS],
         "kiosks": [{"kiosk_id": f"K-{c}-{n}", "org_code": c} for c in HOSPITALS for n in (1, 2)],
     }
