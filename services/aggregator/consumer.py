@@ -2,7 +2,9 @@
 
 The database holds the next offset to apply per partition (written in the batch's own
 transaction); on assignment the consumer seeks there, and a batch whose offsets were already
-applied (a redelivery, or a consumer that lost its partitions while paused) is skipped.
+applied (a redelivery, or a consumer that lost its partitions while paused) is skipped. A
+partition with no stored offset is read from the log's start, and one whose stored offset the
+log no longer holds is read again from its start (positions.py).
 Kafka's committed offsets are kept in step for lag monitoring only.
 """
 
@@ -19,13 +21,21 @@ import asyncpg
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
-from aiokafka.errors import CommitFailedError, KafkaError
+from aiokafka.errors import CommitFailedError, KafkaError, NoOffsetForPartitionError, OffsetOutOfRangeError
 from pydantic import ValidationError
 
 from services.aggregator.errors import DeadLetterError
 from services.aggregator.metrics import AggregatorMetrics
+from services.aggregator.positions import OutOfRangeReason, recover_position
 from services.aggregator.settings import AggregatorSettings
-from services.aggregator.store import ApplyResult, Batch, ConsumedEvent, apply_batch, stored_offsets
+from services.aggregator.store import (
+    ApplyResult,
+    Batch,
+    ConsumedEvent,
+    apply_batch,
+    reset_stored_offset,
+    stored_offsets,
+)
 from services.contract.envelope import EnvelopeError, decode_record
 from services.contract.models import EVENT_MODELS, EventType, UploadEvent
 
@@ -67,9 +77,16 @@ class EventConsumer:
             stored = await stored_offsets(
                 conn, self._settings.consumer_group, self._settings.events_topic, [tp.partition for tp in assigned]
             )
+        fresh = []
         for tp in assigned:
             if tp.partition in stored:
                 consumer.seek(tp, stored[tp.partition])
+            else:
+                fresh.append(tp)
+        if fresh:
+            # Nothing applied from these partitions into this database: start at the log's
+            # beginning, not at Kafka's committed offset (which may belong to another database).
+            await consumer.seek_to_beginning(*fresh)
         log.info("partitions assigned", extra={"partitions": sorted(tp.partition for tp in assigned)})
 
     async def run(self) -> None:
@@ -79,7 +96,9 @@ class EventConsumer:
             bootstrap_servers=s.kafka_bootstrap,
             group_id=s.consumer_group,
             enable_auto_commit=False,
-            auto_offset_reset="earliest",
+            # Never let the client jump on its own: an out-of-range position is handled by
+            # _recover_positions, which knows what the stored offsets mean.
+            auto_offset_reset="none",
             fetch_max_wait_ms=s.fetch_max_wait_ms,
             max_partition_fetch_bytes=8 * 1024 * 1024,
             fetch_max_bytes=64 * 1024 * 1024,
@@ -96,7 +115,19 @@ class EventConsumer:
         self._consumer.subscribe([s.events_topic], listener=_SeekToStored(self))
         try:
             while not self._stopping.is_set():
-                polled = await self._consumer.getmany(timeout_ms=s.poll_timeout_ms, max_records=s.max_batch_records)
+                try:
+                    polled = await self._consumer.getmany(timeout_ms=s.poll_timeout_ms, max_records=s.max_batch_records)
+                except OffsetOutOfRangeError as exc:
+                    try:
+                        await self._recover_positions(exc.args[0])
+                    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, KafkaError) as again:
+                        # The position stays out of range, so the next poll raises again and retries.
+                        log.warning("offset recovery failed; will retry", extra={"error": repr(again)})
+                        await asyncio.sleep(1.0)
+                    continue
+                except NoOffsetForPartitionError as exc:
+                    await self._consumer.seek_to_beginning(*exc.args)
+                    continue
                 if polled:
                     await self._handle(polled)
         finally:
@@ -121,6 +152,37 @@ class EventConsumer:
                 log.warning("kafka not reachable; retrying", extra={"error": repr(exc), "retry_in_s": delay})
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
+
+    async def _recover_positions(self, fetch_offsets: dict[TopicPartition, int]) -> None:
+        """Read partitions whose stored offset the log no longer holds from the log's start."""
+        consumer = self._consumer
+        assert consumer is not None
+        owned = [tp for tp in fetch_offsets if self._owns(tp)]
+        if not owned:
+            return
+        starts = await consumer.beginning_offsets(owned)
+        ends = await consumer.end_offsets(owned)
+        s = self._settings
+        async with self._pool.acquire() as conn:
+            for tp in owned:
+                recovery = recover_position(fetch_offsets[tp], starts[tp], ends[tp])
+                if recovery.reason is not OutOfRangeReason.TRANSIENT:
+                    await reset_stored_offset(
+                        conn, s.consumer_group, s.events_topic, tp.partition, fetch_offsets[tp], recovery.next_offset
+                    )
+                    self._metrics.offset_resets.labels(reason=recovery.reason.value).inc()
+                    log.error(
+                        "stored offset not in the broker's log; reading the partition from its start",
+                        extra={
+                            "partition": tp.partition,
+                            "stored_offset": fetch_offsets[tp],
+                            "log_start": starts[tp],
+                            "log_end": ends[tp],
+                            "reason": recovery.reason.value,
+                            "next_offset": recovery.next_offset,
+                        },
+                    )
+                consumer.seek(tp, recovery.next_offset)
 
     def stop(self) -> None:
         """Finish the batch in hand, then leave the group."""

@@ -40,6 +40,13 @@ class AggregatorMetrics:
             namespace="aggregator",
             registry=registry,
         )
+        self.offset_resets = Counter(
+            "offset_resets",
+            "Partitions whose stored offset was not in the broker's log and were read again from its start, by reason.",
+            ["reason"],
+            namespace="aggregator",
+            registry=registry,
+        )
         self.batch_events = Histogram(
             "batch_events",
             "Events per applied batch.",

@@ -73,6 +73,26 @@ async def stored_offsets(conn: Connection, group: str, topic: str, partitions: l
     return {r["kafka_partition"]: r["next_offset"] for r in rows}
 
 
+async def reset_stored_offset(
+    conn: Connection, group: str, topic: str, partition: int, expected: int, next_offset: int
+) -> bool:
+    """Move a partition's stored offset from `expected` to `next_offset`; False if it was not `expected`.
+
+    Used when the log no longer holds the stored offset (see positions.py). Compare-and-set,
+    so a batch applied meanwhile by whoever owns the partition now is never undone.
+    """
+    status = await conn.execute(
+        """UPDATE consumer_offsets SET next_offset = $5, updated_at = now()
+           WHERE consumer_group = $1 AND topic = $2 AND kafka_partition = $3 AND next_offset = $4""",
+        group,
+        topic,
+        partition,
+        expected,
+        next_offset,
+    )
+    return status == "UPDATE 1"
+
+
 async def _lock_offsets(conn: Connection, group: str, topic: str, partitions: list[int]) -> dict[int, int]:
     # Insert-then-lock so even a partition's first batch serialises with a zombie's.
     await conn.execute(

@@ -1,4 +1,4 @@
-"""Redelivery after an aggregator restart, a rewound group and a dead-letter record: counted once."""
+"""Redelivery after an aggregator restart, a rewound group, a recreated topic and dead letters: counted once."""
 
 from __future__ import annotations
 
@@ -10,10 +10,21 @@ import httpx
 import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from prometheus_client import CollectorRegistry
 
 from services.aggregator.deadletters import read_dead_letters, replay_dead_letters
+from services.collector.app import create_app as create_collector
 from tests.fixtures.events import load_reference, upload
-from tests.fixtures.stack import StackConfig, admin_headers, aggregator_running, count_events, wait_for
+from tests.fixtures.stack import (
+    StackConfig,
+    admin_headers,
+    aggregator_running,
+    cloned_database,
+    count_events,
+    running,
+    wait_for,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -180,3 +191,93 @@ async def test_an_event_the_database_refuses_is_dead_lettered_and_the_rest_appli
     assert await db.fetchval("SELECT sum(records) FROM upload_daily") == 1 + 2 + 4
     letters = await read_dead_letters(stack_config.kafka_bootstrap, stack_config.dead_letter_topic, 10)
     assert [(letter.reason, letter.event["event_id"]) for letter in letters] == [("unstorable", "poison")]
+
+
+async def _delete_topic(config: StackConfig) -> None:
+    """Delete the events topic and wait until the broker no longer lists it."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=config.kafka_bootstrap)
+    await admin.start()
+    try:
+        await admin.delete_topics([config.events_topic])
+
+        async def gone() -> bool:
+            return config.events_topic not in set(await admin.list_topics())
+
+        await wait_for(gone, "events topic deleted")
+    finally:
+        await admin.close()
+
+
+async def _post_requests(config: StackConfig, bodies: list[list[dict[str, object]]]) -> None:
+    """Post each body as one request through a collector of its own (which creates the topics)."""
+    app = create_collector(config.collector_settings(), CollectorRegistry())
+    async with running(app, "http://collector") as client:
+        await wait_for(lambda: _collector_ready(client), "collector ready")
+        await load_reference(client, admin_headers())
+        for events in bodies:
+            response = await client.post("/v1/uploads", json={"events": events}, headers=admin_headers())
+            assert response.status_code == 202, response.text
+
+
+async def _collector_ready(client: httpx.AsyncClient) -> bool:
+    return (await client.get("/readyz")).json()["kafka"] == "ok"
+
+
+async def test_a_recreated_topic_is_read_from_its_start_and_nothing_is_counted_twice(
+    stack_config: StackConfig, db: asyncpg.Connection
+) -> None:
+    # Five requests for one institution: its partition's stored offset becomes 5.
+    first = [[upload(org_code="D1", record_count=1)] for _ in range(5)]
+    await _post_requests(stack_config, first)
+    async with aggregator_running(stack_config):
+
+        async def first_applied() -> bool:
+            return await count_events(db) == 5
+
+        await wait_for(first_applied, "first topic applied")
+
+    # The topic is deleted and created again: its offsets start at 0, below the stored 5.
+    await _delete_topic(stack_config)
+    resent = first[0]
+    new = [upload(org_code="D1", record_count=100), upload(org_code="D1", record_count=1000)]
+    await _post_requests(stack_config, [new, resent])
+    async with aggregator_running(stack_config) as client:
+        metrics = client.app.state.metrics  # type: ignore[attr-defined]
+
+        async def second_applied() -> bool:
+            return await count_events(db) == 7
+
+        await wait_for(second_applied, "the recreated topic's new events applied, not skipped as stale")
+        resets = metrics.registry.get_sample_value("aggregator_offset_resets_total", {"reason": "ahead_of_log"})
+        assert resets == 1
+        await asyncio.sleep(0.5)
+    assert await _records_uploaded(db) == 5 + 100 + 1000
+
+
+async def test_a_database_without_stored_offsets_reads_the_topic_from_its_start(
+    stack_config: StackConfig, template_db: str, db: asyncpg.Connection
+) -> None:
+    events = [upload(org_code=("D1", "D2", "H1")[n % 3], record_count=n + 1) for n in range(30)]
+    await _post_requests(stack_config, [events])
+    async with aggregator_running(stack_config):
+
+        async def applied() -> bool:
+            return await count_events(db) == 30
+
+        await wait_for(applied, "applied into the first database")
+
+    # Same group, so Kafka holds committed offsets at the topic's end; but this database has
+    # never applied anything and must get every event, not start where Kafka says.
+    async with cloned_database(template_db, "t2") as other_url:
+        other = replace(stack_config, database_url=other_url)
+        other_db = await asyncpg.connect(other_url)
+        try:
+            async with aggregator_running(other):
+
+                async def all_there() -> bool:
+                    return await count_events(other_db) == 30
+
+                await wait_for(all_there, "every event applied into the second database")
+            assert await _records_uploaded(other_db) == sum(int(e["record_count"]) for e in events)
+        finally:
+            await other_db.close()
