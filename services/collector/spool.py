@@ -17,6 +17,7 @@ acknowledged) is cut off when the spool is opened.
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import os
 import struct
 import time
@@ -36,6 +37,10 @@ READ_WINDOW = 8 * 1024 * 1024
 
 class SpoolFullError(Exception):
     """The spool has no room for these records: the client must retry later (503)."""
+
+
+class SpoolLockedError(Exception):
+    """Another process holds the spool directory: two writers would corrupt each other's frames."""
 
 
 class SpoolCorruptError(Exception):
@@ -82,6 +87,27 @@ def _read_frames(data: bytes, start: int) -> Iterator[tuple[int, int, bytes, byt
         pos = end
 
 
+def _lock_directory(directory: Path) -> int:
+    """Hold an exclusive lock on the spool directory for this process's lifetime.
+
+    flock is released by the kernel when the process dies (SIGKILL included), so a crashed
+    collector never leaves a stale lock behind; the pid in the file is for the error message.
+    """
+    fd = os.open(directory / "lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
+        os.close(fd)
+        raise SpoolLockedError(
+            f"spool directory {directory} is in use by another collector (pid {holder}); "
+            "give each collector process its own TELEMETRY_SPOOL_DIR"
+        ) from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, str(os.getpid()).encode(), 0)
+    return fd
+
+
 class Spool:
     """Append-only segments with a forward cursor. Blocking file I/O: call through `asyncio.to_thread`."""
 
@@ -90,6 +116,9 @@ class Spool:
         self.max_bytes = max_bytes
         self.segment_bytes = segment_bytes
         directory.mkdir(parents=True, exist_ok=True)
+        # Before reading anything: repairing the tail of a spool another collector is
+        # appending to would cut off frames it has acknowledged.
+        self._lock_fd = _lock_directory(directory)
         self.cursor = self._read_cursor()
         self._cursor_fd = os.open(directory / "cursor", os.O_RDWR | os.O_CREAT, 0o600)
         if os.fstat(self._cursor_fd).st_size != _CURSOR.size:
@@ -223,9 +252,10 @@ class Spool:
             self.oldest_at = self._segment_path(position.segment).stat().st_mtime
 
     def close(self) -> None:
-        """Close the open segment and the cursor."""
+        """Close the open segment and the cursor, and release the directory."""
         self._tail.close()
         os.close(self._cursor_fd)
+        os.close(self._lock_fd)
 
     @property
     def empty(self) -> bool:

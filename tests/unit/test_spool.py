@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from services.collector.spool import Spool, SpoolFullError
+from services.collector.spool import Spool, SpoolFullError, SpoolLockedError
 from services.contract.envelope import OutgoingRecord
 
 
@@ -113,3 +114,38 @@ def test_a_full_disk_refuses_the_write_and_leaves_no_torn_frame(tiny_disk: Path)
     rest, _ = reopened.read_batch(10_000)
     assert [r.value for r in rest] == [_record(n, events=50).value for n in range(5, accepted)] + [_record(9999).value]
     reopened.close()
+
+
+def test_a_second_spool_on_the_same_directory_is_refused_until_the_first_closes(tmp_path: Path) -> None:
+    spool = Spool(tmp_path, max_bytes=1_000_000)
+    spool.append([_record(1)])
+    with pytest.raises(SpoolLockedError, match="in use by another collector"):
+        Spool(tmp_path, max_bytes=1_000_000)
+    spool.close()
+    reopened = Spool(tmp_path, max_bytes=1_000_000)
+    assert reopened.pending_events == 2
+    reopened.close()
+
+
+def test_a_killed_holder_leaves_no_stale_lock(tmp_path: Path) -> None:
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from pathlib import Path; from services.collector.spool import Spool; "
+            "Spool(Path(sys.argv[1]), 1_000_000); print('held', flush=True); time.sleep(60)",
+            str(tmp_path),
+        ],
+        stdout=subprocess.PIPE,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == b"held"
+        with pytest.raises(SpoolLockedError, match=f"pid {holder.pid}"):
+            Spool(tmp_path, max_bytes=1_000_000)
+    finally:
+        holder.kill()
+        holder.wait()
+        if holder.stdout is not None:
+            holder.stdout.close()
+    Spool(tmp_path, max_bytes=1_000_000).close()
