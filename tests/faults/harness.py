@@ -21,7 +21,6 @@ import os
 import random
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -43,6 +42,7 @@ from aiokafka.partitioner import DefaultPartitioner
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.fixtures.events import REFERENCE
+from tests.fixtures.stack import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 LOG_ROOT = REPO / ".state" / "test-logs" / "faults"
@@ -84,13 +84,6 @@ async def wait_until(check: Callable[[], Awaitable[bool]], what: str, timeout_s:
         if loop.time() - start > timeout_s:
             raise HarnessError(f"timed out after {timeout_s:.0f}s waiting for: {what}")
         await asyncio.sleep(every_s)
-
-
-def free_port() -> int:
-    """A loopback port nobody listens on right now (the kernel picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def with_application_name(url: str, name: str) -> str:

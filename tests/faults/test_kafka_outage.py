@@ -31,6 +31,8 @@ from tests.fixtures.stack import (
     admin_headers,
     aggregator_running,
     count_events,
+    free_port,
+    port_from_env,
     running,
     wait_for,
 )
@@ -41,12 +43,12 @@ pytestmark = [pytest.mark.integration, pytest.mark.faults]
 class Broker:
     """A second single-node broker controlled with deploy/local/kafka.sh."""
 
-    def __init__(self, state_dir: Path, port: int) -> None:
+    def __init__(self, state_dir: Path, port: int, controller_port: int) -> None:
         self.bootstrap = f"127.0.0.1:{port}"
         self._env = {
             **os.environ,
             "KAFKA_PORT": str(port),
-            "KAFKA_CONTROLLER_PORT": str(port + 1),
+            "KAFKA_CONTROLLER_PORT": str(controller_port),
             "KAFKA_STATE_DIR": str(state_dir),
             "KAFKA_HEAP_OPTS": "-Xms256m -Xmx512m",
         }
@@ -74,7 +76,8 @@ class Broker:
 @pytest.fixture
 def broker(tmp_path: Path) -> Iterator[Broker]:
     """A broker this test may stop and start."""
-    b = Broker(tmp_path / "kafka", port=int(os.environ.get("TELEMETRY_TEST_SPARE_KAFKA_PORT", "39092")))
+    port = port_from_env("TELEMETRY_TEST_SPARE_KAFKA_PORT")
+    b = Broker(tmp_path / "kafka", port, controller_port=free_port())
     b.start()
     try:
         yield b
@@ -167,7 +170,7 @@ async def test_collector_killed_while_spooling_loses_nothing_acknowledged(
     config = _config_on(broker, stack_config)
     async with running(create_collector(config.collector_settings(), CollectorRegistry()), "http://c") as collector:
         await load_reference(collector, admin_headers())
-    port = int(os.environ.get("TELEMETRY_TEST_KILL_COLLECTOR_PORT", "18090"))
+    port = port_from_env("TELEMETRY_TEST_KILL_COLLECTOR_PORT")
     env = {
         **os.environ,
         "TELEMETRY_KAFKA_BOOTSTRAP": config.kafka_bootstrap,

@@ -28,12 +28,12 @@ from services.demo.expected import (
 from services.demo.month import DEFAULT_SEED, plan_month
 from services.demo.replay import replay
 from services.storage.reference import read_reference_folder, replace_reference
-from tests.fixtures.stack import ADMIN_TOKEN, REPO, StackConfig, wait_for
+from tests.fixtures.stack import ADMIN_TOKEN, REPO, StackConfig, port_from_env, wait_for
 
 pytestmark = pytest.mark.integration
 
-COLLECTOR_PORT = int(os.environ.get("TELEMETRY_TEST_COLLECTOR_PORT", "18080"))
-AGGREGATOR_PORT = int(os.environ.get("TELEMETRY_TEST_AGGREGATOR_PORT", "18081"))
+COLLECTOR_PORT = port_from_env("TELEMETRY_TEST_COLLECTOR_PORT")
+AGGREGATOR_PORT = port_from_env("TELEMETRY_TEST_AGGREGATOR_PORT")
 
 
 def _spawn(module: str, config: StackConfig, log_name: str) -> subprocess.Popen[bytes]:
