@@ -7,6 +7,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+# The aggregators' consumer group; the command line waits on it by default.
+DEFAULT_CONSUMER_GROUP = "health-telemetry-aggregator"
 _PLACEHOLDERS = {"", "changeme", "change-me", "secret", "admin", "token", "test"}
 
 

@@ -7,7 +7,7 @@ from datetime import date
 
 from pydantic import Field, field_validator
 
-from services.settings import CommonSettings
+from services.settings import DEFAULT_CONSUMER_GROUP, CommonSettings
 
 _MONTH = re.compile(r"^([0-9]{4})-(0[1-9]|1[0-2])$")
 
@@ -17,7 +17,7 @@ class AggregatorSettings(CommonSettings):
 
     aggregator_host: str = "127.0.0.1"
     aggregator_port: int = Field(8081, ge=1, le=65535)
-    consumer_group: str = "health-telemetry-aggregator"
+    consumer_group: str = DEFAULT_CONSUMER_GROUP
     max_batch_records: int = Field(500, ge=1, description="Kafka records (each up to 1,000 events) per poll")
     max_batch_events: int = Field(20_000, ge=1, description="events applied per database transaction")
     poll_timeout_ms: int = Field(100, ge=1)

@@ -15,7 +15,7 @@ from rich.console import Console
 
 from services.cli import render
 from services.contract.models import InstitutionKind, KioskReportRow, UploadReportRow
-from services.settings import ToolSettings
+from services.settings import DEFAULT_CONSUMER_GROUP, ToolSettings
 from services.storage.connection import Connection
 from services.storage.database import open_pool
 from services.storage.errors import ReferenceDataError, TokenNotFoundError
@@ -329,12 +329,20 @@ def rebuild_rollups_command() -> None:
 
 
 @app.command("wait-applied")
-def wait_applied(timeout_s: Annotated[float, typer.Option(help="give up after this long")] = 120.0) -> None:
+def wait_applied(
+    timeout_s: Annotated[float, typer.Option(help="give up after this long")] = 120.0,
+    group: Annotated[
+        str,
+        typer.Option(
+            envvar="TELEMETRY_CONSUMER_GROUP", help="the aggregators' consumer group (TELEMETRY_CONSUMER_GROUP)"
+        ),
+    ] = DEFAULT_CONSUMER_GROUP,
+) -> None:
     """Wait until the aggregator has applied everything on the events topic (with progress)."""
     from services.cli.progress import wait_until_applied
 
     settings = _settings()
-    ok = asyncio.run(wait_until_applied(settings, console, timeout_s))
+    ok = asyncio.run(wait_until_applied(settings, console, timeout_s, group))
     if not ok:
         _fail(f"the aggregator did not catch up within {timeout_s:.0f} s; see its log")
 

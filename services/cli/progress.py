@@ -9,9 +9,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from services.settings import CommonSettings
-
-CONSUMER_GROUP = "health-telemetry-aggregator"
+from services.settings import DEFAULT_CONSUMER_GROUP, CommonSettings
 
 
 async def topic_end_offsets(bootstrap: str, topic: str, partitions: int) -> dict[int, int]:
@@ -36,7 +34,7 @@ async def applied_offsets(conn: asyncpg.Connection, topic: str, group: str) -> d
 
 
 async def wait_until_applied(
-    settings: CommonSettings, console: Console, timeout_s: float, group: str = CONSUMER_GROUP
+    settings: CommonSettings, console: Console, timeout_s: float, group: str = DEFAULT_CONSUMER_GROUP
 ) -> bool:
     """True once every record now on the topic is applied; False after `timeout_s`."""
     ends = await topic_end_offsets(settings.kafka_bootstrap, settings.events_topic, settings.events_partitions)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 from dataclasses import replace
 
 import asyncpg
@@ -281,3 +283,42 @@ async def test_a_database_without_stored_offsets_reads_the_topic_from_its_start(
             assert await _records_uploaded(other_db) == sum(int(e["record_count"]) for e in events)
         finally:
             await other_db.close()
+
+
+async def _wait_applied_command(config: StackConfig, *args: str) -> tuple[int, str]:
+    env = {
+        **os.environ,
+        "TELEMETRY_DATABASE_URL": config.database_url,
+        "TELEMETRY_KAFKA_BOOTSTRAP": config.kafka_bootstrap,
+        "TELEMETRY_EVENTS_TOPIC": config.events_topic,
+    }
+    env.pop("TELEMETRY_CONSUMER_GROUP", None)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        "from services.cli.main import main; main()",
+        "wait-applied",
+        *args,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    output, _ = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode is not None
+    return proc.returncode, output.decode()
+
+
+async def test_wait_applied_follows_the_group_it_is_given(stack_config: StackConfig, db: asyncpg.Connection) -> None:
+    await _post_requests(stack_config, [[upload(org_code=org) for org in ("D1", "D2", "H1")]])
+    async with aggregator_running(stack_config):
+
+        async def applied() -> bool:
+            return await count_events(db) == 3
+
+        await wait_for(applied, "events applied")
+    group = stack_config.consumer_group
+    code, output = await _wait_applied_command(stack_config, "--group", group, "--timeout-s", "20")
+    assert code == 0, output
+    # The default group (the demo stack's aggregators) has applied nothing from this topic.
+    code, output = await _wait_applied_command(stack_config, "--timeout-s", "1")
+    assert code != 0 and "did not catch up" in output, output
