@@ -43,6 +43,8 @@ _DISTRICT_HEADER = (
     "ehr_hypertension_cumulative",
     "ehr_diabetes_cumulative",
 )
+# The district table's figures, by the report field each column holds.
+DISTRICT_FIGURES = _DISTRICT_HEADER[1:]
 _HOSPITAL_HEADER = (
     "unit",
     "declared_tables",

@@ -21,7 +21,7 @@ from decimal import Decimal, InvalidOperation
 from fractions import Fraction
 from typing import Literal
 
-from services.demo.bulletin import Bulletin, load_bulletin
+from services.demo.bulletin import DISTRICT_FIGURES, Bulletin, load_bulletin
 from services.demo.errors import PlanError
 from services.demo.month import DEFAULT_SEED, MONTH_FIRST, MONTH_LAST, MonthPlan, kiosk_targets, plan_month
 from services.demo.reference import REQUIRED_COUNTS, DemoReference, Kind, build_reference, org_code_of
@@ -46,20 +46,7 @@ _UPLOAD_FIELDS = (
 )
 _RATE_FIELDS = frozenset({"table_coverage_rate", "declared_coverage_rate", "conformance_rate"})
 _KIOSK_FIELDS = ("kiosks", "registrations", "registration_amount", "payments", "payment_amount")
-_DISTRICT_CELLS = frozenset(
-    {
-        "declared_tables",
-        "required_tables",
-        "uploaded_tables",
-        "records_uploaded",
-        "upload_days",
-        "outpatient_visits",
-        "discharges",
-        "ehr_basic_cumulative",
-        "ehr_hypertension_cumulative",
-        "ehr_diabetes_cumulative",
-    }
-)
+_DISTRICT_CELLS = frozenset(DISTRICT_FIGURES)
 _HOSPITAL_CELLS = frozenset(
     {"declared_tables", "required_tables", "uploaded_tables", "records_uploaded", "upload_days", "documents_uploaded"}
 )
