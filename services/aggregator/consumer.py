@@ -33,7 +33,7 @@ from services.aggregator.store import (
     Batch,
     ConsumedEvent,
     apply_batch,
-    reset_stored_offset,
+    reset_offset_beyond_log,
     stored_offsets,
 )
 from services.contract.envelope import EnvelopeError, decode_record
@@ -99,6 +99,9 @@ class EventConsumer:
             # Never let the client jump on its own: an out-of-range position is handled by
             # _recover_positions, which knows what the stored offsets mean.
             auto_offset_reset="none",
+            # A topic deleted and created again is seen at the next metadata refresh; the
+            # client's default (5 min) would leave the new log unread that long.
+            metadata_max_age_ms=10_000,
             fetch_max_wait_ms=s.fetch_max_wait_ms,
             max_partition_fetch_bytes=8 * 1024 * 1024,
             fetch_max_bytes=64 * 1024 * 1024,
@@ -166,10 +169,14 @@ class EventConsumer:
         async with self._pool.acquire() as conn:
             for tp in owned:
                 recovery = recover_position(fetch_offsets[tp], starts[tp], ends[tp])
-                if recovery.reason is not OutOfRangeReason.TRANSIENT:
-                    await reset_stored_offset(
-                        conn, s.consumer_group, s.events_topic, tp.partition, fetch_offsets[tp], recovery.next_offset
+                if recovery.reason is OutOfRangeReason.AHEAD_OF_LOG:
+                    # Otherwise the new log's records, below the stored offset, would be
+                    # dropped as already applied. (Behind the log's start, the next batch
+                    # moves the stored offset forward as usual.)
+                    await reset_offset_beyond_log(
+                        conn, s.consumer_group, s.events_topic, tp.partition, ends[tp], recovery.next_offset
                     )
+                if recovery.reason is not OutOfRangeReason.TRANSIENT:
                     self._metrics.offset_resets.labels(reason=recovery.reason.value).inc()
                     log.error(
                         "stored offset not in the broker's log; reading the partition from its start",

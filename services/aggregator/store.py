@@ -73,22 +73,23 @@ async def stored_offsets(conn: Connection, group: str, topic: str, partitions: l
     return {r["kafka_partition"]: r["next_offset"] for r in rows}
 
 
-async def reset_stored_offset(
-    conn: Connection, group: str, topic: str, partition: int, expected: int, next_offset: int
+async def reset_offset_beyond_log(
+    conn: Connection, group: str, topic: str, partition: int, log_end: int, restart_at: int
 ) -> bool:
-    """Move a partition's stored offset from `expected` to `next_offset`; False if it was not `expected`.
+    """Set a stored offset that lies beyond the log's end to `restart_at`; False if it did not.
 
-    Used when the log no longer holds the stored offset (see positions.py). Compare-and-set,
-    so a batch applied meanwhile by whoever owns the partition now is never undone.
+    Used when the log no longer holds the stored offset (see positions.py). Only a value past
+    the log's end is replaced, and no owner can have stored one legitimately, so a batch
+    applied meanwhile by whoever owns the partition now is never undone.
     """
     status = await conn.execute(
         """UPDATE consumer_offsets SET next_offset = $5, updated_at = now()
-           WHERE consumer_group = $1 AND topic = $2 AND kafka_partition = $3 AND next_offset = $4""",
+           WHERE consumer_group = $1 AND topic = $2 AND kafka_partition = $3 AND next_offset > $4""",
         group,
         topic,
         partition,
-        expected,
-        next_offset,
+        log_end,
+        restart_at,
     )
     return status == "UPDATE 1"
 

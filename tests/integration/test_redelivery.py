@@ -322,3 +322,25 @@ async def test_wait_applied_follows_the_group_it_is_given(stack_config: StackCon
     # The default group (the demo stack's aggregators) has applied nothing from this topic.
     code, output = await _wait_applied_command(stack_config, "--timeout-s", "1")
     assert code != 0 and "did not catch up" in output, output
+
+
+async def test_a_topic_recreated_under_a_running_aggregator_is_read_from_its_start(
+    stack_config: StackConfig, db: asyncpg.Connection
+) -> None:
+    first = [[upload(org_code="H1", record_count=1)] for _ in range(4)]
+    await _post_requests(stack_config, first)
+    async with aggregator_running(stack_config):
+
+        async def first_applied() -> bool:
+            return await count_events(db) == 4
+
+        await wait_for(first_applied, "first topic applied")
+        await _delete_topic(stack_config)
+        await _post_requests(stack_config, [[upload(org_code="H1", record_count=7)], first[1]])
+
+        async def second_applied() -> bool:
+            return await count_events(db) == 5
+
+        await wait_for(second_applied, "the recreated topic's new event applied by the running aggregator")
+        await asyncio.sleep(0.5)
+    assert await _records_uploaded(db) == 4 + 7
