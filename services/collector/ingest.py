@@ -53,10 +53,15 @@ async def collect_body(chunks: AsyncIterator[bytes], limit: int = MAX_BODY_BYTES
     # A chunked body, or one whose Content-Length understates it, is counted as it arrives.
     async for chunk in chunks:
         size += len(chunk)
-        if size > limit:
-            raise PayloadTooLargeError(f"body exceeds {limit} bytes")
+        check_body_size(size, limit)
         parts.append(chunk)
     return b"".join(parts)
+
+
+def check_body_size(size: int, limit: int = MAX_BODY_BYTES) -> None:
+    """413 once the bytes received pass `limit`."""
+    if size > limit:
+        raise PayloadTooLargeError(f"body exceeds {limit} bytes")
 
 
 async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:

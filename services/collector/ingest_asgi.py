@@ -17,9 +17,9 @@ from collections.abc import AsyncIterator
 import orjson
 from prometheus_client import Counter, Histogram
 from starlette.requests import ClientDisconnect
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
-from services.collector.ingest import check_declared_body, collect_body
+from services.collector.ingest import check_body_size, check_declared_body, collect_body
 from services.collector.intake import Intake
 from services.contract.models import MAX_BATCH_EVENTS, MAX_BODY_BYTES, EventType
 from services.web.auth import Authenticator
@@ -43,16 +43,26 @@ def _json_start(status: int, body: bytes) -> dict[str, object]:
     }
 
 
-async def _chunks(receive: Receive) -> AsyncIterator[bytes]:
-    """The body's chunks as the server delivers them (Starlette's `Request.stream`, without a Request)."""
+async def _read_body(receive: Receive, limit: int) -> bytes:
+    """The body as the server delivers it (Starlette's `Request.stream`, without a Request)."""
+    message = await receive()
+    # A small body comes in one message: no chunk list, no generator.
+    if message["type"] == "http.request" and not message.get("more_body", False):
+        body: bytes = message.get("body", b"")
+        check_body_size(len(body), limit)
+        return body
+    return await collect_body(_chunks(receive, message), limit)
+
+
+async def _chunks(receive: Receive, message: Message) -> AsyncIterator[bytes]:
     while True:
-        message = await receive()
         if message["type"] == "http.request":
             yield message.get("body", b"")
             if not message.get("more_body", False):
                 return
         elif message["type"] == "http.disconnect":
             raise ClientDisconnect
+        message = await receive()
 
 
 class IngestEndpoint:
@@ -134,7 +144,7 @@ class IngestEndpoint:
 
         async def read_body() -> bytes:
             check_declared_body(content_type, content_length, MAX_BODY_BYTES)
-            return await collect_body(_chunks(receive), MAX_BODY_BYTES)
+            return await _read_body(receive, MAX_BODY_BYTES)
 
         return await self._intake.accept(event_type, principal, read_body)
 

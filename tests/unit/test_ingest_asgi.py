@@ -209,3 +209,23 @@ async def test_openapi_still_documents_both_ingest_routes() -> None:
         post = paths[path]["post"]
         assert "requestBody" in post
         assert {"202", "401", "413", "429", "503"} <= set(post["responses"])
+
+
+async def test_body_over_the_limit_is_413_whether_in_one_message_or_in_chunks() -> None:
+    endpoint, intake, _ = _endpoint()
+    big = b" " * (1024 * 1024 + 1)
+    assert (await _post(endpoint, big))[0] == 413
+    chunks = [
+        {"type": "http.request", "body": big[:600_000], "more_body": True},
+        {"type": "http.request", "body": big[600_000:], "more_body": False},
+    ]
+    assert (await _post(endpoint, b"", chunks=chunks))[0] == 413
+    assert intake.seen == []
+
+
+async def test_client_gone_while_sending_the_body_is_500_as_before() -> None:
+    endpoint, intake, _ = _endpoint()
+    chunks = [{"type": "http.request", "body": b'{"ev', "more_body": True}, {"type": "http.disconnect"}]
+    status, _, body = await _post(endpoint, b"", chunks=chunks)
+    assert (status, body["error"]) == (500, "internal_error")
+    assert intake.seen == [] and endpoint.in_flight == 0
