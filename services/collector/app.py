@@ -8,9 +8,12 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
+from starlette.types import Receive, Scope, Send
 
 from services.collector import admin, routes
-from services.collector.limits import ConcurrencyLimitMiddleware, RateLimiter
+from services.collector.ingest_asgi import INGEST_PATHS, IngestEndpoint
+from services.collector.intake import Intake
+from services.collector.limits import RateLimiter
 from services.collector.metrics import CollectorMetrics
 from services.collector.publisher import DurablePublisher, KafkaPublisher
 from services.collector.settings import CollectorSettings
@@ -24,9 +27,31 @@ from services.web.errors import install_error_handlers
 from services.web.instrumentation import InstrumentationMiddleware
 
 
-def create_app(settings: CollectorSettings, registry: CollectorRegistry | None = None) -> FastAPI:
+class CollectorApp(FastAPI):
+    """The collector's FastAPI app, whose ingest POSTs go straight to a lean ASGI handler.
+
+    Everything else (admin, health, metrics, docs, other methods on the ingest paths) takes
+    FastAPI's usual stack. The ingest routes stay declared there, so the OpenAPI document
+    is unchanged.
+    """
+
+    ingest: IngestEndpoint
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Dispatch one ASGI connection."""
+        if scope["type"] == "http" and scope["method"] == "POST":
+            event_type = INGEST_PATHS.get(scope["path"])
+            if event_type is not None:
+                await self.ingest(scope, receive, send, event_type)
+                return
+        await super().__call__(scope, receive, send)
+
+
+def create_app(settings: CollectorSettings, registry: CollectorRegistry | None = None) -> CollectorApp:
     """Build the collector; every client is created and closed in the lifespan."""
     metrics = CollectorMetrics(registry or CollectorRegistry())
+    rate_limiter = RateLimiter(settings.rate_limit_events_per_s, settings.rate_limit_burst_events)
+    ingest = IngestEndpoint(metrics.http, settings.max_concurrent_requests, settings.retry_after_s)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -46,10 +71,14 @@ def create_app(settings: CollectorSettings, registry: CollectorRegistry | None =
         )
         spool = await asyncio.to_thread(Spool, settings.spool_dir, settings.spool_max_bytes)
         publisher = DurablePublisher(kafka, AsyncSpool(spool), metrics)
+        authenticator = Authenticator(settings.admin_token.get_secret_value(), tokens)
+        intake = Intake(metrics, publisher, reference, rate_limiter, settings.retry_after_s)
         app.state.pool = pool
         app.state.reference = reference
-        app.state.authenticator = Authenticator(settings.admin_token.get_secret_value(), tokens)
+        app.state.authenticator = authenticator
         app.state.publisher = publisher
+        app.state.intake = intake
+        ingest.bind(authenticator, intake)
         await reference.start()
         await tokens.start()
         await publisher.start()
@@ -61,7 +90,7 @@ def create_app(settings: CollectorSettings, registry: CollectorRegistry | None =
             await reference.stop()
             await pool.close()
 
-    app = FastAPI(
+    app = CollectorApp(
         title="Health upload telemetry: collector",
         version="1",
         summary="Institutions post upload events and kiosk transactions here (contract v1).",
@@ -69,18 +98,13 @@ def create_app(settings: CollectorSettings, registry: CollectorRegistry | None =
     )
     app.state.settings = settings
     app.state.metrics = metrics
-    app.state.rate_limiter = RateLimiter(settings.rate_limit_events_per_s, settings.rate_limit_burst_events)
+    app.state.rate_limiter = rate_limiter
     install_error_handlers(app)
     app.include_router(routes.router)
     app.include_router(admin.router)
-    app.add_middleware(
-        ConcurrencyLimitMiddleware,
-        limit=settings.max_concurrent_requests,
-        paths=("/v1/uploads", "/v1/kiosk-transactions"),
-        retry_after_s=settings.retry_after_s,
-    )
-    # Added last, so it is outermost and also counts the requests the limit refuses.
+    # The ingest POSTs are counted, timed and limited by their own handler.
     app.add_middleware(InstrumentationMiddleware, metrics=metrics.http)
+    app.ingest = ingest
     return app
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from starlette.requests import Request
@@ -37,23 +37,37 @@ def _is_json(content_type: str | None) -> bool:
     return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
 
 
-async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
-    """The body, refusing a wrong media type (415) or more than `limit` bytes (413) without buffering it all."""
-    if not _is_json(request.headers.get("content-type")):
+def check_declared_body(content_type: str | None, declared: str | None, limit: int = MAX_BODY_BYTES) -> None:
+    """Refuse from the headers alone: a wrong media type (415), a Content-Length over `limit` (413)."""
+    if not _is_json(content_type):
         raise UnsupportedMediaError("send the body as Content-Type: application/json")
-    declared = request.headers.get("content-length")
     # isascii: str.isdigit() is also true of "²", which int() refuses.
     if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLargeError(f"body is {echo(declared)} bytes; at most {limit} are accepted")
-    chunks = []
+
+
+async def collect_body(chunks: AsyncIterator[bytes], limit: int = MAX_BODY_BYTES) -> bytes:
+    """The body from its chunks, refusing (413) as soon as it passes `limit` bytes."""
+    parts = []
     size = 0
     # A chunked body, or one whose Content-Length understates it, is counted as it arrives.
-    async for chunk in request.stream():
+    async for chunk in chunks:
         size += len(chunk)
-        if size > limit:
-            raise PayloadTooLargeError(f"body exceeds {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
+        check_body_size(size, limit)
+        parts.append(chunk)
+    return b"".join(parts)
+
+
+def check_body_size(size: int, limit: int = MAX_BODY_BYTES) -> None:
+    """413 once the bytes received pass `limit`."""
+    if size > limit:
+        raise PayloadTooLargeError(f"body exceeds {limit} bytes")
+
+
+async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
+    """The body, refusing a wrong media type (415) or more than `limit` bytes (413) without buffering it all."""
+    check_declared_body(request.headers.get("content-type"), request.headers.get("content-length"), limit)
+    return await collect_body(request.stream(), limit)
 
 
 def read_json(body: bytes) -> Any:

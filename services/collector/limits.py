@@ -1,9 +1,10 @@
-"""Per-institution rate limits (token buckets, by events) and a bound on concurrent requests.
+"""Per-institution rate limits (token buckets, by events).
 
 One runaway hospital must not starve the others: each institution token has a bucket of
 events that refills at a steady rate; the admin token (the platform's own relays) is not
 limited here. Buckets live in this process's memory: with several collector processes
-each enforces its own share.
+each enforces its own share. (The bound on concurrent ingest requests is kept by
+`ingest_asgi.IngestEndpoint`.)
 """
 
 from __future__ import annotations
@@ -13,9 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from starlette.types import ASGIApp, Receive, Scope, Send
-
-from services.web.errors import TooManyRequestsError, UnavailableError, error_response
+from services.web.errors import TooManyRequestsError
 
 
 @dataclass
@@ -62,30 +61,3 @@ class RateLimiter:
                 f"{org_code} is over its rate of {self._rate:g} events/s; retry later",
                 retry_after_s=max(1, math.ceil(wait)),
             )
-
-
-class ConcurrencyLimitMiddleware:
-    """Answers 503 at once when more than `limit` requests are in progress on `paths`."""
-
-    def __init__(self, app: ASGIApp, limit: int, paths: tuple[str, ...], retry_after_s: int = 1) -> None:
-        self.app = app
-        self.limit = limit
-        self.paths = paths
-        self.retry_after_s = retry_after_s
-        self.in_flight = 0
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not scope["path"].startswith(self.paths):
-            await self.app(scope, receive, send)
-            return
-        if self.in_flight >= self.limit:
-            busy = UnavailableError(
-                f"the collector is at its limit of {self.limit} requests in progress", self.retry_after_s
-            )
-            await error_response(busy)(scope, receive, send)
-            return
-        self.in_flight += 1
-        try:
-            await self.app(scope, receive, send)
-        finally:
-            self.in_flight -= 1

@@ -136,7 +136,11 @@ class KafkaPublisher:
             async with asyncio.timeout(self._timeout_s):
                 for record in records:
                     futures.append(await producer.send(self._topic, record.value, key=record.key))
-                await asyncio.gather(*futures)
+                # Most requests are one record (one institution): no gathering future for it.
+                if len(futures) == 1:
+                    await futures[0]
+                else:
+                    await asyncio.gather(*futures)
         except TimeoutError as exc:
             # The producer may still deliver these later; the client's retry is deduplicated.
             for future in futures:

@@ -2,24 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from services.collector.errors import PublishUnavailableError
-from services.collector.ingest import authorize, parse_events, read_body, validate_events
-from services.collector.metrics import CollectorMetrics
-from services.collector.publisher import DurablePublisher
-from services.collector.settings import CollectorSettings
-from services.contract.envelope import encode_records
+from services.collector.ingest import read_body
+from services.collector.intake import Intake
 from services.contract.models import EventType
-from services.storage.live import LiveValue
-from services.storage.reference import ReferenceSnapshot
 from services.web.auth import CurrentPrincipal
-from services.web.errors import ApiError, UnavailableError
 from services.web.responses import JsonResponse
 from services.web.schemas import ERROR_RESPONSES, request_body_schema
 
@@ -34,27 +26,9 @@ State = Annotated[Any, Depends(_state)]
 
 
 async def _ingest(request: Request, principal: CurrentPrincipal, event_type: EventType) -> JsonResponse:
-    state = request.app.state
-    metrics: CollectorMetrics = state.metrics
-    publisher: DurablePublisher = state.publisher
-    reference: LiveValue[ReferenceSnapshot] = state.reference
-    settings: CollectorSettings = state.settings
-    try:
-        body = await read_body(request)
-        raw_events = parse_events(body)
-        authorize(principal, raw_events)
-        if principal.org_code is not None:
-            state.rate_limiter.check(principal.org_code, len(raw_events))
-        accepted = validate_events(event_type, raw_events, reference.value)
-        records = encode_records(event_type, raw_events, datetime.now(UTC))
-        try:
-            await publisher.publish(records)
-        except PublishUnavailableError as exc:
-            raise UnavailableError(f"{exc}; retry later with the same event_ids", settings.retry_after_s) from exc
-    except ApiError as exc:
-        metrics.events_rejected.labels(event_type.value, exc.code).inc()
-        raise
-    metrics.events_accepted.labels(event_type.value).inc(accepted)
+    # Served by `ingest_asgi.IngestEndpoint` in front of these routes; kept equivalent (same Intake).
+    intake: Intake = request.app.state.intake
+    accepted = await intake.accept(event_type, principal, lambda: read_body(request))
     return JsonResponse({"accepted": accepted}, status_code=202)
 
 
