@@ -23,7 +23,7 @@ from services.collector.ingest import check_body_size, check_declared_body, coll
 from services.collector.intake import Intake
 from services.contract.models import MAX_BATCH_EVENTS, MAX_BODY_BYTES, EventType
 from services.web.auth import Authenticator
-from services.web.errors import ApiError, UnavailableError, error_response
+from services.web.errors import CLIENT_CLOSED_REQUEST, ApiError, UnavailableError, error_response, log_client_gone
 from services.web.instrumentation import HttpMetrics
 
 log = logging.getLogger(__name__)
@@ -115,6 +115,10 @@ class IngestEndpoint:
             except ApiError as exc:
                 await error_response(exc)(scope, receive, send)
                 return exc.status
+            except ClientDisconnect:
+                # Nobody to answer; the body never arrived whole, so nothing was published.
+                log_client_gone(scope["path"], scope["method"])
+                return CLIENT_CLOSED_REQUEST
             except Exception:
                 # As the FastAPI app's last-resort handler: the one shape, the traceback to the log.
                 log.exception("unhandled error", extra={"path": scope["path"], "method": scope["method"]})

@@ -21,6 +21,8 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
+from starlette.responses import Response
 
 from services.contract.validation import FieldProblem
 from services.web.responses import JsonResponse
@@ -206,6 +208,21 @@ async def _validation_error(request: Request, exc: Exception) -> JsonResponse:
     return error_response(InvalidRequestError("invalid request parameters", problems))
 
 
+# nginx's "client closed request": the client left before the request was read, so there is
+# nobody to answer and nothing was accepted. Not a 5xx, which would page the on-call.
+CLIENT_CLOSED_REQUEST = 499
+
+
+def log_client_gone(path: str, method: str) -> None:
+    """Log a client that left mid-request (routine: timeouts, load generators stopping)."""
+    log.info("client disconnected before its request was read", extra={"path": path, "method": method})
+
+
+async def _client_gone(request: Request, exc: Exception) -> Response:
+    log_client_gone(request.url.path, request.method)
+    return Response(status_code=CLIENT_CLOSED_REQUEST)
+
+
 async def _unexpected(request: Request, exc: Exception) -> JsonResponse:
     # The last resort still answers in the one shape; the traceback goes to the log.
     log.exception("unhandled error", extra={"path": request.url.path, "method": request.method})
@@ -217,4 +234,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(ClientDisconnect, _client_gone)
     app.add_exception_handler(Exception, _unexpected)

@@ -1,4 +1,6 @@
-"""The lean ingest handler on its own: concurrency limit, metrics, answers, and the app's dispatch."""
+"""The lean ingest handler on its own: concurrency limit, metrics, answers, and the app's dispatch.
+
+Also: a client leaving mid-body is a 499 on both paths, never a 5xx."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ from typing import Any
 
 import orjson
 import pytest
+from fastapi import FastAPI, Request
 from prometheus_client import CollectorRegistry
 
 from services.collector.app import create_app
@@ -16,8 +19,8 @@ from services.collector.settings import CollectorSettings
 from services.contract.models import EventType
 from services.storage.live import LiveValue
 from services.web.auth import ADMIN, Authenticator, Principal
-from services.web.errors import TooManyRequestsError
-from services.web.instrumentation import HttpMetrics
+from services.web.errors import TooManyRequestsError, install_error_handlers
+from services.web.instrumentation import HttpMetrics, InstrumentationMiddleware
 
 ADMIN_TOKEN = "a-unit-test-admin-token-0123456789"
 
@@ -223,9 +226,66 @@ async def test_body_over_the_limit_is_413_whether_in_one_message_or_in_chunks() 
     assert intake.seen == []
 
 
-async def test_client_gone_while_sending_the_body_is_500_as_before() -> None:
-    endpoint, intake, _ = _endpoint()
-    chunks = [{"type": "http.request", "body": b'{"ev', "more_body": True}, {"type": "http.disconnect"}]
-    status, _, body = await _post(endpoint, b"", chunks=chunks)
-    assert (status, body["error"]) == (500, "internal_error")
+async def test_client_gone_while_sending_the_body_is_499_not_a_server_error() -> None:
+    endpoint, intake, registry = _endpoint()
+    messages = [{"type": "http.request", "body": b'{"ev', "more_body": True}, {"type": "http.disconnect"}]
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return messages.pop(0)
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/v1/uploads",
+        "headers": [(b"authorization", f"Bearer {ADMIN_TOKEN}".encode()), (b"content-type", b"application/json")],
+    }
+    await endpoint(scope, receive, send, EventType.UPLOAD)
+    # Nobody to answer: nothing is sent, nothing accepted, and it is counted as 499, not 5xx.
+    assert sent == []
     assert intake.seen == [] and endpoint.in_flight == 0
+    assert (_requests(registry, "499"), _requests(registry, "500")) == (1, 0)
+
+
+async def test_client_gone_on_a_fastapi_route_is_499_too() -> None:
+    registry = CollectorRegistry()
+    app = FastAPI()
+    install_error_handlers(app)
+    app.add_middleware(InstrumentationMiddleware, metrics=HttpMetrics("collector", registry))
+
+    @app.put("/v1/admin/reference")
+    async def reads_the_body(request: Request) -> dict[str, int]:
+        return {"bytes": len(await request.body())}
+
+    messages = [{"type": "http.request", "body": b"{", "more_body": True}, {"type": "http.disconnect"}]
+
+    async def receive() -> dict[str, Any]:
+        return messages.pop(0)
+
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "PUT",
+        "scheme": "http",
+        "path": "/v1/admin/reference",
+        "raw_path": b"/v1/admin/reference",
+        "root_path": "",
+        "query_string": b"",
+        "headers": [(b"content-type", b"application/json")],
+        "server": ("127.0.0.1", 8080),
+        "client": ("127.0.0.1", 50000),
+    }
+    await app(scope, receive, send)
+    assert sent[0]["status"] == 499
+    labels = {"route": "/v1/admin/reference", "method": "PUT"}
+    assert registry.get_sample_value("collector_http_requests_total", {**labels, "status": "499"}) == 1
+    assert registry.get_sample_value("collector_http_requests_total", {**labels, "status": "500"}) is None
