@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 from typing import Any
 
+from services.aggregator.copyrows import (
+    KIOSK_COLUMNS,
+    UPLOAD_COLUMNS,
+    kiosk_line,
+    timestamp_text,
+    upload_line,
+)
 from services.aggregator.rollups import RollupDeltas
 from services.contract.models import EventType, KioskTransaction, UploadEvent
 from services.storage.connection import Connection
@@ -160,77 +168,30 @@ async def apply_batch(conn: Connection, group: str, topic: str, batch: Batch, zo
 
 
 async def _insert_uploads(conn: Connection, rows: list[ConsumedEvent]) -> None:
-    records = []
+    lines = []
+    received, received_text = None, ""
     for c in rows:
-        e = c.event
-        assert isinstance(e, UploadEvent)
-        records.append(
-            (
-                e.uploaded_at,
-                e.org_code,
-                e.event_id,
-                e.table_code,
-                e.mode.value,
-                e.business_date,
-                e.record_count,
-                e.document_count,
-                c.received_at,
-                c.partition,
-                c.offset,
-            )
-        )
-    await conn.copy_records_to_table(
-        "upload_events",
-        columns=[
-            "uploaded_at",
-            "org_code",
-            "event_id",
-            "table_code",
-            "mode",
-            "business_date",
-            "record_count",
-            "document_count",
-            "received_at",
-            "kafka_partition",
-            "kafka_offset",
-        ],
-        records=records,
-    )
+        assert isinstance(c.event, UploadEvent)
+        if c.received_at is not received:  # one record's events share one received_at
+            received, received_text = c.received_at, timestamp_text(c.received_at)
+        lines.append(upload_line(c.event, received_text, c.partition, c.offset))
+    await _copy_text(conn, "upload_events", UPLOAD_COLUMNS, lines)
 
 
 async def _insert_kiosk(conn: Connection, rows: list[ConsumedEvent]) -> None:
-    records = []
+    lines = []
+    received, received_text = None, ""
     for c in rows:
-        e = c.event
-        assert isinstance(e, KioskTransaction)
-        records.append(
-            (
-                e.occurred_at,
-                e.org_code,
-                e.event_id,
-                e.kiosk_id,
-                e.kind.value,
-                e.amount,
-                c.received_at,
-                c.partition,
-                c.offset,
-            )
-        )
-    await conn.copy_records_to_table(
-        "kiosk_transactions",
-        columns=[
-            "occurred_at",
-            "org_code",
-            "event_id",
-            "kiosk_id",
-            "kind",
-            "amount",
-            "received_at",
-            "kafka_partition",
-            "kafka_offset",
-        ],
-        records=records,
-    )
+        assert isinstance(c.event, KioskTransaction)
+        if c.received_at is not received:
+            received, received_text = c.received_at, timestamp_text(c.received_at)
+        lines.append(kiosk_line(c.event, received_text, c.partition, c.offset))
+    await _copy_text(conn, "kiosk_transactions", KIOSK_COLUMNS, lines)
+
+
+async def _copy_text(conn: Connection, table: str, columns: tuple[str, ...], lines: list[str]) -> None:
+    """COPY the lines (text format, see services.aggregator.copyrows) into `table`."""
+    await conn.copy_to_table(table, source=io.BytesIO("".join(lines).encode()), columns=list(columns), format="text")
 
 
 @dataclass(frozen=True)
