@@ -101,18 +101,30 @@ async def _lock_offsets(conn: Connection, group: str, topic: str, partitions: li
     return {r["kafka_partition"]: r["next_offset"] for r in rows}
 
 
-async def _new_keys(conn: Connection, event_type: EventType, events: list[ConsumedEvent]) -> set[tuple[str, str]]:
+async def _new_keys(conn: Connection, event_type: EventType, events: list[ConsumedEvent]) -> list[ConsumedEvent]:
+    """Insert the events' keys; return the events whose key was new (`events` holds each key once)."""
     if not events:
-        return set()
-    rows = await conn.fetch(
-        """INSERT INTO event_keys (event_type, org_code, event_id)
-           SELECT $1, o, e FROM unnest($2::text[], $3::text[]) AS t(o, e)
-           ON CONFLICT DO NOTHING RETURNING org_code, event_id""",
+        return []
+    # The keys come back as two arrays, not a row each: asyncpg builds a Record per row and
+    # reading them was ~4 µs per event. When every key was new (the usual case) the count
+    # alone says so and the events are kept as they are.
+    row = await conn.fetchrow(
+        """WITH inserted AS (
+               INSERT INTO event_keys (event_type, org_code, event_id)
+               SELECT $1, o, e FROM unnest($2::text[], $3::text[]) AS t(o, e)
+               ON CONFLICT DO NOTHING RETURNING org_code, event_id)
+           SELECT count(*) AS n, array_agg(org_code) AS orgs, array_agg(event_id) AS ids FROM inserted""",
         event_type.value,
         [c.event.org_code for c in events],
         [c.event.event_id for c in events],
     )
-    return {(r["org_code"], r["event_id"]) for r in rows}
+    assert row is not None
+    if row["n"] == len(events):
+        return events
+    if row["n"] == 0:
+        return []
+    new = set(zip(row["orgs"], row["ids"], strict=True))
+    return [c for c in events if (c.event.org_code, c.event.event_id) in new]
 
 
 async def apply_batch(conn: Connection, group: str, topic: str, batch: Batch, zone: tzinfo) -> ApplyResult:
@@ -137,10 +149,8 @@ async def apply_batch(conn: Connection, group: str, topic: str, batch: Batch, zo
                 continue
             seen.add(key)
             (uploads if kind == "u" else kiosk).append(consumed)
-        new_uploads = await _new_keys(conn, EventType.UPLOAD, uploads)
-        new_kiosk = await _new_keys(conn, EventType.KIOSK, kiosk)
-        uploads = [c for c in uploads if (c.event.org_code, c.event.event_id) in new_uploads]
-        kiosk = [c for c in kiosk if (c.event.org_code, c.event.event_id) in new_kiosk]
+        uploads = await _new_keys(conn, EventType.UPLOAD, uploads)
+        kiosk = await _new_keys(conn, EventType.KIOSK, kiosk)
         deltas = RollupDeltas()
         if uploads:
             await _insert_uploads(conn, uploads)
