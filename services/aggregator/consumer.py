@@ -12,7 +12,6 @@ import asyncio
 import logging
 import time
 from collections.abc import Iterable
-from typing import Any
 from zoneinfo import ZoneInfo
 
 import asyncpg
@@ -20,14 +19,13 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import CommitFailedError, KafkaError
-from pydantic import ValidationError
 
+from services.aggregator.decoding import DeadLetter, decode_into
 from services.aggregator.errors import DeadLetterError
 from services.aggregator.metrics import AggregatorMetrics
 from services.aggregator.settings import AggregatorSettings
-from services.aggregator.store import ApplyResult, Batch, ConsumedEvent, apply_batch, stored_offsets
-from services.contract.envelope import EnvelopeError, decode_record
-from services.contract.models import EVENT_MODELS, EventType, UploadEvent
+from services.aggregator.store import ApplyResult, Batch, apply_batch, stored_offsets
+from services.contract.models import EventType, UploadEvent
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +127,7 @@ class EventConsumer:
     async def _handle(self, polled: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]) -> None:
         assert self._consumer is not None
         batch = Batch()
-        dead: list[tuple[ConsumerRecord[bytes, bytes], DeadLetterError, Any]] = []
+        dead: list[DeadLetter] = []
         # A poll may bring hundreds of records of up to 1,000 events each: apply at most
         # max_batch_events per transaction (bounded memory and time to visible) and seek
         # the rest back, to be polled again.
@@ -139,7 +137,7 @@ class EventConsumer:
             for record in records:
                 if len(batch.events) >= self._settings.max_batch_events and (taken or kept):
                     break
-                self._decode(record, batch, dead)
+                decode_into(record, batch.events, dead)
                 taken += 1
             if taken:
                 kept[tp] = records[:taken]
@@ -236,28 +234,7 @@ class EventConsumer:
             if end is not None:
                 self._metrics.consumer_lag.labels(partition=str(tp.partition)).set(max(end - next_offset, 0))
 
-    def _decode(
-        self,
-        record: ConsumerRecord[bytes, bytes],
-        batch: Batch,
-        dead: list[tuple[ConsumerRecord[bytes, bytes], DeadLetterError, Any]],
-    ) -> None:
-        try:
-            envelope = decode_record(record.value)
-        except EnvelopeError as exc:
-            dead.append((record, DeadLetterError("undecodable", str(exc)), None))
-            return
-        model = EVENT_MODELS[envelope.event_type]
-        for raw in envelope.events:
-            try:
-                event = model.model_validate(raw)
-            except ValidationError as exc:
-                detail = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors(include_url=False))
-                dead.append((record, DeadLetterError("invalid_event", detail, envelope.event_type.value), raw))
-                continue
-            batch.events.append(ConsumedEvent(event, envelope.received_at, record.partition, record.offset))
-
-    async def _send_dead_letters(self, dead: list[tuple[ConsumerRecord[bytes, bytes], DeadLetterError, Any]]) -> None:
+    async def _send_dead_letters(self, dead: list[DeadLetter]) -> None:
         assert self._producer is not None
         futures = []
         for record, error, raw in dead:

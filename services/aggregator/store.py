@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
-from typing import Any
+from typing import Any, NamedTuple
 
 from services.aggregator.copyrows import (
     KIOSK_COLUMNS,
@@ -20,9 +20,12 @@ from services.storage.connection import Connection
 from services.storage.errors import TimeZoneMismatchError
 
 
-@dataclass(frozen=True, slots=True)
-class ConsumedEvent:
-    """A valid event with where it came from on the topic."""
+class ConsumedEvent(NamedTuple):
+    """A valid event with where it came from on the topic.
+
+    A named tuple, not a frozen dataclass: one is built per event, and a frozen dataclass's
+    __init__ (object.__setattr__ per field) cost ~0.9 µs against ~0.5 µs.
+    """
 
     event: UploadEvent | KioskTransaction
     received_at: datetime
