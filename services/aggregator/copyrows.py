@@ -13,7 +13,7 @@ escaping; tests/unit/aggregator/test_copyrows.py fails if the pattern ever admit
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 from services.contract.models import KioskTransaction, UploadEvent
 
@@ -47,14 +47,18 @@ COPY_SPECIAL = frozenset("\\\t\n\r")
 
 
 def timestamp_text(moment: datetime) -> str:
-    """An aware datetime as PostgreSQL reads it back exactly (microseconds and offset kept)."""
-    return moment.isoformat()
+    """An aware datetime as PostgreSQL reads it back exactly: the same instant, to the microsecond.
+
+    Written in UTC: the contract admits any offset up to ±23:59, PostgreSQL's timestamptz input
+    only up to ±15:59, and the instant is what is stored either way.
+    """
+    return moment.astimezone(UTC).isoformat()
 
 
 def upload_line(event: UploadEvent, received_at: str, partition: int, offset: int) -> str:
     """One `upload_events` row in UPLOAD_COLUMNS order; `received_at` is already timestamp_text."""
     return (
-        f"{event.uploaded_at.isoformat()}\t{event.org_code}\t{event.event_id}\t{event.table_code}\t"
+        f"{timestamp_text(event.uploaded_at)}\t{event.org_code}\t{event.event_id}\t{event.table_code}\t"
         f"{event.mode.value}\t{event.business_date.isoformat()}\t{event.record_count}\t{event.document_count}\t"
         f"{received_at}\t{partition}\t{offset}\n"
     )
@@ -65,6 +69,6 @@ def kiosk_line(event: KioskTransaction, received_at: str, partition: int, offset
     # format(Decimal, "f") never writes an exponent, which numeric's text input would also
     # take, but "f" keeps the value's own scale ("12.50") exactly as validated.
     return (
-        f"{event.occurred_at.isoformat()}\t{event.org_code}\t{event.event_id}\t{event.kiosk_id}\t"
+        f"{timestamp_text(event.occurred_at)}\t{event.org_code}\t{event.event_id}\t{event.kiosk_id}\t"
         f"{event.kind.value}\t{event.amount:f}\t{received_at}\t{partition}\t{offset}\n"
     )

@@ -85,10 +85,28 @@ def test_upload_line_keeps_every_value_exactly() -> None:
     assert (fields["mode"], fields["record_count"], fields["document_count"]) == ("scheduled", "7", "0")
 
 
-def test_timestamp_text_round_trips_offset_and_microseconds() -> None:
+def test_timestamp_text_keeps_the_instant_to_the_microsecond() -> None:
     moment = datetime(1999, 12, 31, 23, 59, 59, 999999, tzinfo=_PLUS8)
     assert datetime.fromisoformat(timestamp_text(moment)) == moment
-    assert timestamp_text(moment).endswith("+08:00")
+    assert timestamp_text(moment) == "1999-12-31T15:59:59.999999+00:00"
+
+
+@pytest.mark.parametrize("offset", ["+23:59", "-23:59", "+16:00", "-15:59"])
+def test_timestamps_with_any_contract_offset_are_written_in_a_range_postgresql_reads(offset: str) -> None:
+    # PostgreSQL refuses a timestamptz displacement beyond ±15:59; the contract allows ±23:59.
+    event = KioskTransaction.model_validate(
+        {
+            "event_id": "e",
+            "org_code": "o",
+            "kiosk_id": "k",
+            "kind": "payment",
+            "amount": "1",
+            "occurred_at": f"2020-04-01T08:30:00{offset}",
+        }
+    )
+    written = dict(zip(KIOSK_COLUMNS, _fields(kiosk_line(event, "R", 0, 0)), strict=True))["occurred_at"]
+    assert written.endswith("+00:00")
+    assert datetime.fromisoformat(written) == event.occurred_at
 
 
 @pytest.mark.parametrize("where", ["a{}b", "ab{}", "{}ab"])
