@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeAlias
 
 from services.aggregator.copyrows import (
     KIOSK_COLUMNS,
@@ -31,6 +31,10 @@ class ConsumedEvent(NamedTuple):
     received_at: datetime
     partition: int
     offset: int
+
+
+# Events of one type by (org_code, event_id).
+Keyed: TypeAlias = "dict[tuple[str, str], ConsumedEvent]"
 
 
 @dataclass
@@ -104,10 +108,23 @@ async def _lock_offsets(conn: Connection, group: str, topic: str, partitions: li
     return {r["kafka_partition"]: r["next_offset"] for r in rows}
 
 
-async def _new_keys(conn: Connection, event_type: EventType, events: list[ConsumedEvent]) -> list[ConsumedEvent]:
-    """Insert the events' keys; return the events whose key was new (`events` holds each key once)."""
-    if not events:
+def first_of_each_key(events: list[ConsumedEvent]) -> tuple[Keyed, Keyed]:
+    """Uploads and kiosk transactions by (org_code, event_id), the first of each key kept, in order."""
+    uploads: Keyed = {}
+    kiosk: Keyed = {}
+    for consumed in events:
+        ev = consumed.event
+        keyed = uploads if isinstance(ev, UploadEvent) else kiosk
+        # setdefault keeps the first event of a key (a resubmission in the same batch).
+        keyed.setdefault((ev.org_code, ev.event_id), consumed)
+    return uploads, kiosk
+
+
+async def _new_keys(conn: Connection, event_type: EventType, keyed: Keyed) -> list[ConsumedEvent]:
+    """Insert the events' keys; return the events whose key was new."""
+    if not keyed:
         return []
+    orgs, ids = zip(*keyed, strict=True)
     # The keys come back as two arrays, not a row each: asyncpg builds a Record per row and
     # reading them was ~4 µs per event. When every key was new (the usual case) the count
     # alone says so and the events are kept as they are.
@@ -118,16 +135,16 @@ async def _new_keys(conn: Connection, event_type: EventType, events: list[Consum
                ON CONFLICT DO NOTHING RETURNING org_code, event_id)
            SELECT count(*) AS n, array_agg(org_code) AS orgs, array_agg(event_id) AS ids FROM inserted""",
         event_type.value,
-        [c.event.org_code for c in events],
-        [c.event.event_id for c in events],
+        orgs,
+        ids,
     )
     assert row is not None
-    if row["n"] == len(events):
-        return events
+    if row["n"] == len(keyed):
+        return list(keyed.values())
     if row["n"] == 0:
         return []
     new = set(zip(row["orgs"], row["ids"], strict=True))
-    return [c for c in events if (c.event.org_code, c.event.event_id) in new]
+    return [consumed for key, consumed in keyed.items() if key in new]
 
 
 async def apply_batch(conn: Connection, group: str, topic: str, batch: Batch, zone: tzinfo) -> ApplyResult:
@@ -141,19 +158,9 @@ async def apply_batch(conn: Connection, group: str, topic: str, batch: Batch, zo
         applied_upto = await _lock_offsets(conn, group, topic, partitions)
         fresh = [c for c in batch.events if c.offset >= applied_upto.get(c.partition, 0)]
         stale = len(batch.events) - len(fresh)
-        uploads: list[ConsumedEvent] = []
-        kiosk: list[ConsumedEvent] = []
-        seen: set[tuple[str, str, str]] = set()
-        for consumed in fresh:
-            ev = consumed.event
-            kind = "u" if isinstance(ev, UploadEvent) else "k"
-            key = (kind, ev.org_code, ev.event_id)
-            if key in seen:
-                continue
-            seen.add(key)
-            (uploads if kind == "u" else kiosk).append(consumed)
-        uploads = await _new_keys(conn, EventType.UPLOAD, uploads)
-        kiosk = await _new_keys(conn, EventType.KIOSK, kiosk)
+        keyed_uploads, keyed_kiosk = first_of_each_key(fresh)
+        uploads = await _new_keys(conn, EventType.UPLOAD, keyed_uploads)
+        kiosk = await _new_keys(conn, EventType.KIOSK, keyed_kiosk)
         deltas = RollupDeltas()
         if uploads:
             await _insert_uploads(conn, uploads)
