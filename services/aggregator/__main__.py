@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from services.aggregator.app import create_app
+from services.aggregator.gcsettings import tune_for_batches
 from services.aggregator.settings import AggregatorSettings
 from services.logs import configure_logging
 from services.web.serve import serve
@@ -12,7 +13,9 @@ def main() -> None:
     """Read settings from the environment and serve."""
     settings = AggregatorSettings()
     configure_logging(settings.log_level)
-    serve(create_app(settings), settings.aggregator_host, settings.aggregator_port)
+    app = create_app(settings)
+    tune_for_batches()
+    serve(app, settings.aggregator_host, settings.aggregator_port)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ import asyncio
 import logging
 import time
 from collections.abc import Iterable
-from typing import Any
 from zoneinfo import ZoneInfo
 
 import asyncpg
@@ -22,24 +21,20 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import CommitFailedError, KafkaError, NoOffsetForPartitionError, OffsetOutOfRangeError
-from pydantic import ValidationError
 
+from services.aggregator.decoding import DeadLetter, decode_into
 from services.aggregator.errors import DeadLetterError
+from services.aggregator.intake import Intake, earliest_offsets
 from services.aggregator.metrics import AggregatorMetrics
 from services.aggregator.positions import OutOfRangeReason, recover_position
 from services.aggregator.settings import AggregatorSettings
-from services.aggregator.store import (
-    ApplyResult,
-    Batch,
-    ConsumedEvent,
-    apply_batch,
-    reset_offset_beyond_log,
-    stored_offsets,
-)
-from services.contract.envelope import EnvelopeError, decode_record
-from services.contract.models import EVENT_MODELS, EventType, UploadEvent
+from services.aggregator.store import ApplyResult, Batch, apply_batch, reset_offset_beyond_log, stored_offsets
+from services.contract.models import EventType, UploadEvent
 
 log = logging.getLogger(__name__)
+
+# Records decoded between two yields to the event loop (~30 events each in practice).
+_RECORDS_PER_YIELD = 20
 
 
 class _SeekToStored(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -116,6 +111,11 @@ class EventConsumer:
         )
         await self._start_clients()
         self._consumer.subscribe([s.events_topic], listener=_SeekToStored(self))
+        # Two batches in flight: while one is applied (mostly waiting on PostgreSQL), the next
+        # is polled and decoded. Batches are still applied one at a time and in poll order, and a
+        # batch is applied only after the one before it was: if that one failed (and was rewound),
+        # the batch read after it is dropped and rewound too, so no offset is ever skipped.
+        applying: tuple[Intake, asyncio.Task[bool]] | None = None
         try:
             while not self._stopping.is_set():
                 try:
@@ -131,9 +131,21 @@ class EventConsumer:
                 except NoOffsetForPartitionError as exc:
                     await self._consumer.seek_to_beginning(*exc.args)
                     continue
-                if polled:
-                    await self._handle(polled)
+                intake = await self._take(polled) if polled else None
+                if applying is not None:
+                    before, task = applying
+                    applying = None
+                    if not await task and intake is not None:
+                        self._rewind_after_failure(before, intake)
+                        intake = None
+                if intake is not None:
+                    applying = (intake, asyncio.create_task(self._apply(intake), name="apply-batch"))
+            if applying is not None:
+                await applying[1]
         finally:
+            if applying is not None and not applying[1].done():
+                applying[1].cancel()
+                await asyncio.gather(applying[1], return_exceptions=True)
             # Bounded: with the broker gone, leaving the group cannot complete. The offsets that
             # matter are already in the database.
             for client in (self._consumer, self._producer):
@@ -195,35 +207,45 @@ class EventConsumer:
         """Finish the batch in hand, then leave the group."""
         self._stopping.set()
 
-    async def _handle(self, polled: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]) -> None:
+    async def _take(self, polled: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]) -> Intake | None:
+        """Decode a poll into a batch of at most max_batch_events; seek back the records not taken."""
         assert self._consumer is not None
-        batch = Batch()
-        dead: list[tuple[ConsumerRecord[bytes, bytes], DeadLetterError, Any]] = []
+        intake = Intake({}, Batch(), [])
+        batch = intake.batch
         # A poll may bring hundreds of records of up to 1,000 events each: apply at most
         # max_batch_events per transaction (bounded memory and time to visible) and seek
         # the rest back, to be polled again.
-        kept: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]] = {}
+        since_yield = 0
         for tp, records in polled.items():
             taken = 0
             for record in records:
-                if len(batch.events) >= self._settings.max_batch_events and (taken or kept):
+                if len(batch.events) >= self._settings.max_batch_events and (taken or intake.records):
                     break
-                self._decode(record, batch, dead)
+                decode_into(record, batch.events, intake.dead)
                 taken += 1
+                since_yield += 1
+                if since_yield == _RECORDS_PER_YIELD:
+                    # Let the batch being applied send its next statement meanwhile.
+                    since_yield = 0
+                    await asyncio.sleep(0)
             if taken:
-                kept[tp] = records[:taken]
+                intake.records[tp] = records[:taken]
                 batch.next_offsets[tp.partition] = records[taken - 1].offset + 1
             if taken < len(records) and self._owns(tp):
                 self._consumer.seek(tp, records[taken].offset)
-        polled = kept
-        if dead:
+        return intake if intake.records else None
+
+    async def _apply(self, intake: Intake) -> bool:
+        """Dead-letter, apply and commit one batch; False if it was rewound to be retried."""
+        batch, polled = intake.batch, intake.records
+        if intake.dead:
             try:
-                await self._send_dead_letters(dead)
+                await self._send_dead_letters(intake.dead)
             except KafkaError as exc:
                 log.warning("dead letters not sent; will retry the batch", extra={"error": repr(exc)})
                 self._rewind(polled)
                 await asyncio.sleep(1.0)
-                return
+                return False
         started = time.perf_counter()
         try:
             async with self._pool.acquire() as conn:
@@ -242,7 +264,7 @@ class EventConsumer:
             log.warning("batch not applied; will retry", extra={"error": repr(exc)})
             self._rewind(polled)
             await asyncio.sleep(1.0)
-            return
+            return False
         self._metrics.db_write_duration.observe(time.perf_counter() - started)
         self._metrics.batch_events.observe(len(batch.events))
         self._metrics.events_applied.labels(event_type="upload").inc(result.inserted_uploads)
@@ -251,6 +273,18 @@ class EventConsumer:
         self._metrics.records_stale.inc(result.stale)
         self.batches_applied += 1
         await self._commit(polled)
+        return True
+
+    def _rewind_after_failure(self, failed: Intake, read_after: Intake) -> None:
+        """Drop the batch read after a failed one: every partition goes back to its earliest record of the two.
+
+        The failed batch was rewound already, but the later batch's poll may have moved past
+        that seek (or re-read from it), and partitions only in the later batch moved too.
+        """
+        assert self._consumer is not None
+        for tp, offset in earliest_offsets(failed.records, read_after.records).items():
+            if self._owns(tp):
+                self._consumer.seek(tp, offset)
 
     async def _apply_isolating(
         self, batch: Batch, polled: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
@@ -305,28 +339,7 @@ class EventConsumer:
             if end is not None:
                 self._metrics.consumer_lag.labels(partition=str(tp.partition)).set(max(end - next_offset, 0))
 
-    def _decode(
-        self,
-        record: ConsumerRecord[bytes, bytes],
-        batch: Batch,
-        dead: list[tuple[ConsumerRecord[bytes, bytes], DeadLetterError, Any]],
-    ) -> None:
-        try:
-            envelope = decode_record(record.value)
-        except EnvelopeError as exc:
-            dead.append((record, DeadLetterError("undecodable", str(exc)), None))
-            return
-        model = EVENT_MODELS[envelope.event_type]
-        for raw in envelope.events:
-            try:
-                event = model.model_validate(raw)
-            except ValidationError as exc:
-                detail = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors(include_url=False))
-                dead.append((record, DeadLetterError("invalid_event", detail, envelope.event_type.value), raw))
-                continue
-            batch.events.append(ConsumedEvent(event, envelope.received_at, record.partition, record.offset))
-
-    async def _send_dead_letters(self, dead: list[tuple[ConsumerRecord[bytes, bytes], DeadLetterError, Any]]) -> None:
+    async def _send_dead_letters(self, dead: list[DeadLetter]) -> None:
         assert self._producer is not None
         futures = []
         for record, error, raw in dead:

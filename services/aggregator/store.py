@@ -2,24 +2,39 @@
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
-from typing import Any
+from typing import Any, NamedTuple, TypeAlias
 
+from services.aggregator.copyrows import (
+    KIOSK_COLUMNS,
+    UPLOAD_COLUMNS,
+    kiosk_line,
+    timestamp_text,
+    upload_line,
+)
 from services.aggregator.rollups import RollupDeltas
 from services.contract.models import EventType, KioskTransaction, UploadEvent
 from services.storage.connection import Connection
 from services.storage.errors import TimeZoneMismatchError
 
 
-@dataclass(frozen=True, slots=True)
-class ConsumedEvent:
-    """A valid event with where it came from on the topic."""
+class ConsumedEvent(NamedTuple):
+    """A valid event with where it came from on the topic.
+
+    A named tuple, not a frozen dataclass: one is built per event, and a frozen dataclass's
+    __init__ (object.__setattr__ per field) cost ~0.9 µs against ~0.5 µs.
+    """
 
     event: UploadEvent | KioskTransaction
     received_at: datetime
     partition: int
     offset: int
+
+
+# Events of one type by (org_code, event_id).
+Keyed: TypeAlias = "dict[tuple[str, str], ConsumedEvent]"
 
 
 @dataclass
@@ -114,18 +129,43 @@ async def _lock_offsets(conn: Connection, group: str, topic: str, partitions: li
     return {r["kafka_partition"]: r["next_offset"] for r in rows}
 
 
-async def _new_keys(conn: Connection, event_type: EventType, events: list[ConsumedEvent]) -> set[tuple[str, str]]:
-    if not events:
-        return set()
-    rows = await conn.fetch(
-        """INSERT INTO event_keys (event_type, org_code, event_id)
-           SELECT $1, o, e FROM unnest($2::text[], $3::text[]) AS t(o, e)
-           ON CONFLICT DO NOTHING RETURNING org_code, event_id""",
+def first_of_each_key(events: list[ConsumedEvent]) -> tuple[Keyed, Keyed]:
+    """Uploads and kiosk transactions by (org_code, event_id), the first of each key kept, in order."""
+    uploads: Keyed = {}
+    kiosk: Keyed = {}
+    for consumed in events:
+        ev = consumed.event
+        keyed = uploads if isinstance(ev, UploadEvent) else kiosk
+        # setdefault keeps the first event of a key (a resubmission in the same batch).
+        keyed.setdefault((ev.org_code, ev.event_id), consumed)
+    return uploads, kiosk
+
+
+async def _new_keys(conn: Connection, event_type: EventType, keyed: Keyed) -> list[ConsumedEvent]:
+    """Insert the events' keys; return the events whose key was new."""
+    if not keyed:
+        return []
+    orgs, ids = zip(*keyed, strict=True)
+    # The keys come back as two arrays, not a row each: asyncpg builds a Record per row and
+    # reading them was ~4 µs per event. When every key was new (the usual case) the count
+    # alone says so and the events are kept as they are.
+    row = await conn.fetchrow(
+        """WITH inserted AS (
+               INSERT INTO event_keys (event_type, org_code, event_id)
+               SELECT $1, o, e FROM unnest($2::text[], $3::text[]) AS t(o, e)
+               ON CONFLICT DO NOTHING RETURNING org_code, event_id)
+           SELECT count(*) AS n, array_agg(org_code) AS orgs, array_agg(event_id) AS ids FROM inserted""",
         event_type.value,
-        [c.event.org_code for c in events],
-        [c.event.event_id for c in events],
+        orgs,
+        ids,
     )
-    return {(r["org_code"], r["event_id"]) for r in rows}
+    assert row is not None
+    if row["n"] == len(keyed):
+        return list(keyed.values())
+    if row["n"] == 0:
+        return []
+    new = set(zip(row["orgs"], row["ids"], strict=True))
+    return [consumed for key, consumed in keyed.items() if key in new]
 
 
 async def apply_batch(conn: Connection, group: str, topic: str, batch: Batch, zone: tzinfo) -> ApplyResult:
@@ -139,21 +179,9 @@ async def apply_batch(conn: Connection, group: str, topic: str, batch: Batch, zo
         applied_upto = await _lock_offsets(conn, group, topic, partitions)
         fresh = [c for c in batch.events if c.offset >= applied_upto.get(c.partition, 0)]
         stale = len(batch.events) - len(fresh)
-        uploads: list[ConsumedEvent] = []
-        kiosk: list[ConsumedEvent] = []
-        seen: set[tuple[str, str, str]] = set()
-        for consumed in fresh:
-            ev = consumed.event
-            kind = "u" if isinstance(ev, UploadEvent) else "k"
-            key = (kind, ev.org_code, ev.event_id)
-            if key in seen:
-                continue
-            seen.add(key)
-            (uploads if kind == "u" else kiosk).append(consumed)
-        new_uploads = await _new_keys(conn, EventType.UPLOAD, uploads)
-        new_kiosk = await _new_keys(conn, EventType.KIOSK, kiosk)
-        uploads = [c for c in uploads if (c.event.org_code, c.event.event_id) in new_uploads]
-        kiosk = [c for c in kiosk if (c.event.org_code, c.event.event_id) in new_kiosk]
+        keyed_uploads, keyed_kiosk = first_of_each_key(fresh)
+        uploads = await _new_keys(conn, EventType.UPLOAD, keyed_uploads)
+        kiosk = await _new_keys(conn, EventType.KIOSK, keyed_kiosk)
         deltas = RollupDeltas()
         if uploads:
             await _insert_uploads(conn, uploads)
@@ -181,77 +209,30 @@ async def apply_batch(conn: Connection, group: str, topic: str, batch: Batch, zo
 
 
 async def _insert_uploads(conn: Connection, rows: list[ConsumedEvent]) -> None:
-    records = []
+    lines = []
+    received, received_text = None, ""
     for c in rows:
-        e = c.event
-        assert isinstance(e, UploadEvent)
-        records.append(
-            (
-                e.uploaded_at,
-                e.org_code,
-                e.event_id,
-                e.table_code,
-                e.mode.value,
-                e.business_date,
-                e.record_count,
-                e.document_count,
-                c.received_at,
-                c.partition,
-                c.offset,
-            )
-        )
-    await conn.copy_records_to_table(
-        "upload_events",
-        columns=[
-            "uploaded_at",
-            "org_code",
-            "event_id",
-            "table_code",
-            "mode",
-            "business_date",
-            "record_count",
-            "document_count",
-            "received_at",
-            "kafka_partition",
-            "kafka_offset",
-        ],
-        records=records,
-    )
+        assert isinstance(c.event, UploadEvent)
+        if c.received_at is not received:  # one record's events share one received_at
+            received, received_text = c.received_at, timestamp_text(c.received_at)
+        lines.append(upload_line(c.event, received_text, c.partition, c.offset))
+    await _copy_text(conn, "upload_events", UPLOAD_COLUMNS, lines)
 
 
 async def _insert_kiosk(conn: Connection, rows: list[ConsumedEvent]) -> None:
-    records = []
+    lines = []
+    received, received_text = None, ""
     for c in rows:
-        e = c.event
-        assert isinstance(e, KioskTransaction)
-        records.append(
-            (
-                e.occurred_at,
-                e.org_code,
-                e.event_id,
-                e.kiosk_id,
-                e.kind.value,
-                e.amount,
-                c.received_at,
-                c.partition,
-                c.offset,
-            )
-        )
-    await conn.copy_records_to_table(
-        "kiosk_transactions",
-        columns=[
-            "occurred_at",
-            "org_code",
-            "event_id",
-            "kiosk_id",
-            "kind",
-            "amount",
-            "received_at",
-            "kafka_partition",
-            "kafka_offset",
-        ],
-        records=records,
-    )
+        assert isinstance(c.event, KioskTransaction)
+        if c.received_at is not received:
+            received, received_text = c.received_at, timestamp_text(c.received_at)
+        lines.append(kiosk_line(c.event, received_text, c.partition, c.offset))
+    await _copy_text(conn, "kiosk_transactions", KIOSK_COLUMNS, lines)
+
+
+async def _copy_text(conn: Connection, table: str, columns: tuple[str, ...], lines: list[str]) -> None:
+    """COPY the lines (text format, see services.aggregator.copyrows) into `table`."""
+    await conn.copy_to_table(table, source=io.BytesIO("".join(lines).encode()), columns=list(columns), format="text")
 
 
 @dataclass(frozen=True)
