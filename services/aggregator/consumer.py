@@ -44,7 +44,7 @@ class _SeekToStored(ConsumerRebalanceListener):  # type: ignore[misc]
         self._owner = consumer
 
     async def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
-        return None
+        self._owner.forget_partitions({tp.partition for tp in revoked})
 
     async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
         await self._owner.seek_to_stored(list(assigned))
@@ -62,6 +62,10 @@ class EventConsumer:
         self._producer: AIOKafkaProducer | None = None
         self._stopping = asyncio.Event()
         self.batches_applied = 0
+        # Dead letters sent for records not applied yet, as (partition, offset, n-th of the
+        # record): a batch retried after a database or broker error decodes to the same dead
+        # letters, which must not be sent (and counted) again. Emptied as batches commit.
+        self._dead_sent: set[tuple[int, int, int]] = set()
 
     async def seek_to_stored(self, assigned: list[TopicPartition]) -> None:
         """Seek newly assigned partitions to the next offset recorded in the database."""
@@ -182,6 +186,7 @@ class EventConsumer:
             for tp in owned:
                 recovery = recover_position(fetch_offsets[tp], starts[tp], ends[tp])
                 if recovery.reason is OutOfRangeReason.AHEAD_OF_LOG:
+                    self.forget_partitions({tp.partition})
                     # Otherwise the new log's records, below the stored offset, would be
                     # dropped as already applied. (Behind the log's start, the next batch
                     # moves the stored offset forward as usual.)
@@ -272,6 +277,7 @@ class EventConsumer:
         self._metrics.events_duplicate.inc(result.duplicates)
         self._metrics.records_stale.inc(result.stale)
         self.batches_applied += 1
+        self._forget_dead_letters(batch.next_offsets)
         await self._commit(polled)
         return True
 
@@ -340,9 +346,16 @@ class EventConsumer:
                 self._metrics.consumer_lag.labels(partition=str(tp.partition)).set(max(end - next_offset, 0))
 
     async def _send_dead_letters(self, dead: list[DeadLetter]) -> None:
+        """Send the dead letters not sent before; raise the first send error after recording the rest."""
         assert self._producer is not None
         futures = []
+        sending: list[tuple[tuple[int, int, int], str]] = []
+        nth: dict[tuple[int, int], int] = {}
         for record, error, raw in dead:
+            n = nth[record.partition, record.offset] = nth.get((record.partition, record.offset), -1) + 1
+            key = (record.partition, record.offset, n)
+            if key in self._dead_sent:
+                continue
             value = orjson.dumps(
                 {
                     "reason": error.reason,
@@ -354,12 +367,35 @@ class EventConsumer:
                 }
             )
             futures.append(await self._producer.send(self._settings.dead_letter_topic, value, key=record.key))
-            self._metrics.dead_letters.labels(reason=error.reason).inc()
+            sending.append((key, error.reason))
             log.warning(
                 "dead letter",
                 extra={"reason": error.reason, "partition": record.partition, "offset": record.offset},
             )
-        await asyncio.gather(*futures)
+        outcomes = await asyncio.gather(*futures, return_exceptions=True)
+        for (key, reason), outcome in zip(sending, outcomes, strict=True):
+            if not isinstance(outcome, BaseException):
+                self._dead_sent.add(key)
+                self._metrics.dead_letters.labels(reason=reason).inc()
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
+
+    def forget_partitions(self, partitions: set[int]) -> None:
+        """Forget the dead letters sent for partitions this consumer no longer reads.
+
+        Whoever reads them next sends its own (at least once); and after a topic is recreated,
+        the same partition and offset name a different record.
+        """
+        self._dead_sent = {key for key in self._dead_sent if key[0] not in partitions}
+
+    def _forget_dead_letters(self, next_offsets: dict[int, int]) -> None:
+        """Drop the memory of dead letters whose records are now applied (never read again)."""
+        self._dead_sent = {
+            (partition, offset, n)
+            for partition, offset, n in self._dead_sent
+            if partition not in next_offsets or offset >= next_offsets[partition]
+        }
 
     async def _commit(self, polled: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]) -> None:
         assert self._consumer is not None

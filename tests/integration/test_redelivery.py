@@ -344,3 +344,40 @@ async def test_a_topic_recreated_under_a_running_aggregator_is_read_from_its_sta
         await wait_for(second_applied, "the recreated topic's new event applied by the running aggregator")
         await asyncio.sleep(0.5)
     assert await _records_uploaded(db) == 4 + 7
+
+
+async def test_a_batch_retried_after_database_errors_sends_its_dead_letters_once(
+    stack_config: StackConfig, collector: httpx.AsyncClient, aggregator: httpx.AsyncClient, db: asyncpg.Connection
+) -> None:
+    await load_reference(collector, admin_headers())
+    metrics = aggregator.app.state.metrics  # type: ignore[attr-defined]
+    registry = metrics.registry
+
+    def db_errors() -> float:
+        return registry.get_sample_value("aggregator_db_errors_total", {"error_type": "UndefinedTableError"}) or 0.0
+
+    # Every batch transaction fails (and is retried each second) while the table is away.
+    await db.execute("ALTER TABLE rollup_settings RENAME TO rollup_settings_away")
+    try:
+        producer = AIOKafkaProducer(bootstrap_servers=stack_config.kafka_bootstrap)
+        await producer.start()
+        try:
+            await producer.send_and_wait(stack_config.events_topic, b"\xff not json", key=b"D1")
+        finally:
+            await producer.stop()
+        assert (await collector.post("/v1/uploads", json=upload(), headers=admin_headers())).status_code == 202
+
+        async def retried() -> bool:
+            return db_errors() >= 3
+
+        await wait_for(retried, "the batch failed and was retried at least three times")
+    finally:
+        await db.execute("ALTER TABLE rollup_settings_away RENAME TO rollup_settings")
+
+    async def applied() -> bool:
+        return await count_events(db) == 1
+
+    await wait_for(applied, "the batch applied once the table is back")
+    letters = await read_dead_letters(stack_config.kafka_bootstrap, stack_config.dead_letter_topic, 10)
+    assert [letter.reason for letter in letters] == ["undecodable"]
+    assert registry.get_sample_value("aggregator_dead_letters_total", {"reason": "undecodable"}) == 1
