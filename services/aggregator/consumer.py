@@ -68,14 +68,19 @@ class EventConsumer:
         self._dead_sent: set[tuple[int, int, int]] = set()
 
     async def seek_to_stored(self, assigned: list[TopicPartition]) -> None:
-        """Seek newly assigned partitions to the next offset recorded in the database."""
+        """Seek newly assigned partitions to the next offset recorded in the database.
+
+        The client sets the assignment before it calls us and fetches meanwhile, so the
+        partitions are paused first (before any await) and resumed only once they point where
+        the database says: records fetched from any other position are never handed out.
+        """
         consumer = self._consumer
         if consumer is None or not assigned:
             return
-        async with self._pool.acquire() as conn:
-            stored = await stored_offsets(
-                conn, self._settings.consumer_group, self._settings.events_topic, [tp.partition for tp in assigned]
-            )
+        consumer.pause(*assigned)
+        stored = await self._stored_offsets_patiently([tp.partition for tp in assigned])
+        if stored is None:  # stopping: the partitions stay paused until the consumer is closed
+            return
         fresh = []
         for tp in assigned:
             if tp.partition in stored:
@@ -86,7 +91,23 @@ class EventConsumer:
             # Nothing applied from these partitions into this database: start at the log's
             # beginning, not at Kafka's committed offset (which may belong to another database).
             await consumer.seek_to_beginning(*fresh)
+        consumer.resume(*[tp for tp in assigned if tp in consumer.assignment()])
         log.info("partitions assigned", extra={"partitions": sorted(tp.partition for tp in assigned)})
+
+    async def _stored_offsets_patiently(self, partitions: list[int]) -> dict[int, int] | None:
+        """The stored offsets, retried while the database is away (None once stopping)."""
+        delay = 0.5
+        while not self._stopping.is_set():
+            try:
+                s = self._settings
+                async with self._pool.acquire() as conn:
+                    return await stored_offsets(conn, s.consumer_group, s.events_topic, partitions)
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                # Reading from any other position could skip or repeat records: wait.
+                log.warning("stored offsets not readable; retrying", extra={"error": repr(exc), "retry_in_s": delay})
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+        return None
 
     async def run(self) -> None:
         """Consume until `stop()`; Kafka or database outages are waited out, never fatal."""
