@@ -47,6 +47,8 @@ def _spawn(module: str, config: StackConfig, log_name: str) -> subprocess.Popen[
         "TELEMETRY_CONSUMER_GROUP": config.consumer_group,
         "TELEMETRY_COLLECTOR_PORT": str(COLLECTOR_PORT),
         "TELEMETRY_AGGREGATOR_PORT": str(AGGREGATOR_PORT),
+        # Its own spool: the default is the demo stack's, whose running collector holds it.
+        "TELEMETRY_SPOOL_DIR": str(config.spool_dir),
         "TELEMETRY_LOG_LEVEL": "WARNING",
     }
     log_dir = REPO / ".state" / "test-logs"
