@@ -8,7 +8,7 @@ that, and PostgreSQL parses the text form at about the same cost as the binary o
 Text COPY gives a meaning to backslash, tab, newline and carriage return. The contract's code
 and event_id pattern (`services.contract.models._CODE_PATTERN`) admits none of them, and every
 other column is a number, a date, a timestamp or an enum value written here, so no value needs
-escaping; tests/unit/aggregator/test_copyrows.py fails if the pattern ever admits one.
+escaping; tests/unit/test_copyrows.py fails if the pattern ever admits one.
 """
 
 from __future__ import annotations
