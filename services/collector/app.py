@@ -69,7 +69,13 @@ def create_app(settings: CollectorSettings, registry: CollectorRegistry | None =
             prepare=lambda: prepare_topics(settings),
             probe_s=settings.kafka_probe_s,
         )
-        spool = await asyncio.to_thread(Spool, settings.spool_dir, settings.spool_max_bytes)
+        spool = await asyncio.to_thread(
+            Spool,
+            settings.spool_dir,
+            settings.spool_max_bytes,
+            settings.spool_segment_bytes,
+            lambda damage: metrics.spool_damaged_bytes.labels(kind=damage.kind).inc(damage.length),
+        )
         publisher = DurablePublisher(kafka, AsyncSpool(spool), metrics)
         authenticator = Authenticator(settings.admin_token.get_secret_value(), tokens)
         intake = Intake(metrics, publisher, reference, rate_limiter, settings.retry_after_s)

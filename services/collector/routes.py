@@ -64,17 +64,22 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", tags=["operations"], summary="Kafka is reachable and reference data is loaded")
+@router.get(
+    "/readyz", tags=["operations"], summary="Kafka is reachable, the spool forwarder runs, reference data is loaded"
+)
 async def readyz(state: State) -> JsonResponse:
-    """Readiness: a metadata round trip to the broker."""
-    kafka = await state.publisher.ready()
+    """Readiness: a metadata round trip to the broker, the spool forwarder, the reference data."""
+    publisher = state.publisher
+    kafka = await publisher.kafka.ready()
+    forwarder = publisher.forwarder_running
     reference = state.reference.value.version is not None
     body = {
         "kafka": "ok" if kafka else "unreachable",
-        "spooling": state.publisher.spooling,
+        "spooling": publisher.spooling,
+        "spool_forwarder": "running" if forwarder else "restarting",
         "reference_version": state.reference.value.version,
     }
-    return JsonResponse(body, status_code=200 if kafka and reference else 503)
+    return JsonResponse(body, status_code=200 if kafka and forwarder and reference else 503)
 
 
 @router.get("/metrics", tags=["operations"], summary="Prometheus metrics", response_class=PlainTextResponse)
