@@ -17,11 +17,11 @@ from collections.abc import Iterable
 from zoneinfo import ZoneInfo
 
 import asyncpg
-import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import CommitFailedError, KafkaError, NoOffsetForPartitionError, OffsetOutOfRangeError
 
+from services.aggregator.deadletters import dead_letter_value
 from services.aggregator.decoding import DeadLetter, decode_into
 from services.aggregator.errors import DeadLetterError
 from services.aggregator.intake import Intake, earliest_offsets
@@ -377,15 +377,13 @@ class EventConsumer:
             key = (record.partition, record.offset, n)
             if key in self._dead_sent:
                 continue
-            value = orjson.dumps(
-                {
-                    "reason": error.reason,
-                    "event_type": error.event_type,
-                    "detail": error.detail,
-                    "origin": {"topic": record.topic, "partition": record.partition, "offset": record.offset},
-                    "event": raw,
-                    "record": None if raw is not None else (record.value or b"").decode("utf-8", "replace"),
-                }
+            value = dead_letter_value(
+                error.reason,
+                error.event_type,
+                error.detail,
+                {"topic": record.topic, "partition": record.partition, "offset": record.offset},
+                raw,
+                record.value,
             )
             futures.append(await self._producer.send(self._settings.dead_letter_topic, value, key=record.key))
             sending.append((key, error.reason))
