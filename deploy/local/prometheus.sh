@@ -129,7 +129,7 @@ scrape_configs:
       - targets: ['$BIND_HOST:$COLLECTOR_PORT']
   - job_name: aggregator
     static_configs:
-      - targets: ['$BIND_HOST:$AGGREGATOR_PORT']
+      - targets: ['$BIND_HOST:$AGGREGATOR_METRICS_PORT']
   - job_name: prometheus
     static_configs:
       - targets: ['$BIND_HOST:$PROMETHEUS_PORT']

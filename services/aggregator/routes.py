@@ -8,8 +8,7 @@ from datetime import date
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import HTMLResponse, PlainTextResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel
 
 from services.aggregator import reports
@@ -185,9 +184,3 @@ async def readyz(request: Request) -> JsonResponse:
     consuming = state.consumer_task is not None and not state.consumer_task.done()
     body = {"database": "ok" if db else "unreachable", "consumer": "running" if consuming else "stopped"}
     return JsonResponse(body, status_code=200 if db and consuming else 503)
-
-
-@router.get("/metrics", tags=["operations"], summary="Prometheus metrics", response_class=PlainTextResponse)
-async def metrics(request: Request) -> Response:
-    """Prometheus text exposition of this process's registry."""
-    return Response(generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST)

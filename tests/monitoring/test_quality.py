@@ -183,7 +183,7 @@ async def test_a_failing_refresh_keeps_the_last_figures_and_is_counted(demo_data
 async def test_the_aggregator_refreshes_its_gauges_in_the_background(
     stack_config: StackConfig, collector: httpx.AsyncClient
 ) -> None:
-    """End to end: an upload posted now shows in the running aggregator's /metrics."""
+    """End to end: an upload posted now shows in the running aggregator's metrics."""
     await load_reference(collector, admin_headers())
     now = datetime.now(SHANGHAI)
     yesterday = (now - timedelta(days=1)).date().isoformat()
@@ -196,7 +196,10 @@ async def test_the_aggregator_refreshes_its_gauges_in_the_background(
     async with aggregator_running(stack_config, quality_refresh_s=0.2) as aggregator:
 
         async def scrape() -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-            text = (await aggregator.get("/metrics")).text
+            # The metrics have a listener of their own, apart from the report API.
+            listener = aggregator.app.state.metrics_listener  # type: ignore[attr-defined]
+            async with httpx.AsyncClient(base_url=listener.url) as scraper:
+                text = (await scraper.get("/metrics")).text
             return {
                 (s.name, tuple(sorted(s.labels.items()))): s.value
                 for family in text_string_to_metric_families(text)
@@ -208,7 +211,7 @@ async def test_the_aggregator_refreshes_its_gauges_in_the_background(
         async def shown() -> bool:
             return (await scrape()).get(("aggregator_institution_upload_days", d1)) == 1
 
-        await wait_for(shown, "D1's upload day in /metrics")
+        await wait_for(shown, "D1's upload day in the metrics")
         metrics = await scrape()
     assert metrics[("aggregator_institution_upload_days", (("kind", "district"), ("org_code", "D2")))] == 0
     assert metrics[("aggregator_institution_scheduled_business_date_timestamp_seconds", d1)] == day_start(
