@@ -33,9 +33,10 @@ AM_LOG="$AM_DIR/alertmanager.log"
 AM_PID="$RUN_DIR/alertmanager.pid"
 START_TIMEOUT="${PROMETHEUS_START_TIMEOUT:-30}"
 STOP_TIMEOUT="${PROMETHEUS_STOP_TIMEOUT:-20}"
-# What /proc/<pid>/cmdline of our processes contains (specific to this state dir).
+# What /proc/<pid>/cmdline of our processes contains (specific to this state dir, not to the
+# checkout: a second worktree pointed at the same TELEMETRY_STATE_DIR shares the stack).
 PROM_MARKER="$PROM_BIN --config.file=$PROM_CONFIG"
-AM_MARKER="$AM_BIN --config.file=$AM_CONFIG --storage.path=$AM_DIR"
+AM_MARKER="--storage.path=$AM_DIR"
 
 installed() { [[ $(dpkg-query -W -f='${Status}' "$1" 2>/dev/null) == "install ok installed" ]]; }
 
