@@ -44,7 +44,7 @@ def build(kustomization: Path) -> tuple[dict[str, Any], ...]:
     binary = kustomize_binary()
     if not binary.exists():
         raise AssertionError(f"{binary} is missing: run deploy/local/kustomize.sh (deploy/local/test does)")
-    done = subprocess.run(  # noqa: S603 - our own pinned binary, our own paths
+    done = subprocess.run(
         [str(binary), "build", str(kustomization)], capture_output=True, text=True, timeout=120, check=False
     )
     if done.returncode != 0:
@@ -64,7 +64,9 @@ def one(resources: tuple[dict[str, Any], ...], kind: str, name: str) -> dict[str
         for r in by_kind(resources, kind)
         if r["metadata"]["name"] == name or re.fullmatch(re.escape(name) + r"-[a-z0-9]{10}", r["metadata"]["name"])
     ]
-    assert len(found) == 1, f"expected one {kind} {name}, found {[r['metadata']['name'] for r in by_kind(resources, kind)]}"
+    assert len(found) == 1, (
+        f"expected one {kind} {name}, found {[r['metadata']['name'] for r in by_kind(resources, kind)]}"
+    )
     return found[0]
 
 
@@ -97,9 +99,9 @@ def _kubernetes_defs(version: str) -> dict[str, Any]:
     """kubernetes-validate's shared definitions (`$defs`, referenced as `#/$defs/...`)."""
     from kubernetes_validate.utils import schema_contents
 
-    defs: dict[str, Any] = schema_contents(f"kubernetes-json-schema/v{version}.0-local-strict/_definitions.json", version)[
-        "$defs"
-    ]
+    defs: dict[str, Any] = schema_contents(
+        f"kubernetes-json-schema/v{version}.0-local-strict/_definitions.json", version
+    )["$defs"]
     return defs
 
 
