@@ -384,8 +384,11 @@ def test_scrape_jobs_are_named_as_the_rules_expect(base: Resources) -> None:
         assert len(selected) == 1
         labels = selected[0]["spec"]["template"]["metadata"]["labels"]
         jobs.add(labels[spec["jobLabel"]])
-        (port,) = {p["name"] for c in containers(selected[0]) for p in c["ports"]}
-        assert [e["port"] for e in spec["podMetricsEndpoints"]] == [port]
+        ports = {p["name"] for c in containers(selected[0]) for p in c["ports"]}
+        # The aggregator's metrics have a port of their own (they show every institution's
+        # figures); the collector's are on its API port.
+        expected = "metrics" if "metrics" in ports else ports.pop()
+        assert [e["port"] for e in spec["podMetricsEndpoints"]] == [expected]
     assert jobs == {"collector", "aggregator"}
     platform = (REPO / "deploy" / "prometheus" / "rules" / "platform.yml").read_text(encoding="utf-8")
     assert 'up{job=~"collector|aggregator"}' in platform
