@@ -11,22 +11,14 @@ import asyncpg
 import httpx
 import pytest
 
-from services.aggregator.monthly import (
-    Institution,
-    ReferenceView,
-    inputs_from_deltas,
-    kiosk_inputs_from_deltas,
-    kiosk_report,
-    upload_report,
-)
-from services.aggregator.rollups import fold
-from services.contract.models import (
-    InstitutionKind,
-    KioskTransaction,
-    RequiredFor,
-    TableCategory,
-    UploadEvent,
-)
+from services.contract.models import InstitutionKind, RequiredFor, TableCategory
+from services.reports.reference import Institution, ReferenceView
+from services.streams import STREAMS, ConsumedEvent
+from services.streams.kiosk.model import KioskTransaction
+from services.streams.kiosk.report import kiosk_inputs_from_deltas, kiosk_report
+from services.streams.rollups import Deltas
+from services.streams.uploads.model import UploadEvent
+from services.streams.uploads.report import inputs_from_deltas, upload_report
 from tests.fixtures.events import REFERENCE, load_reference, random_stream, upload
 from tests.fixtures.stack import admin_headers, count_events, wait_for
 
@@ -45,6 +37,13 @@ async def _all_applied(db: asyncpg.Connection, expected: int) -> None:
         return await count_events(db) >= expected
 
     await wait_for(done, f"{expected} distinct events stored")
+
+
+def fold(uploads: Any, kiosk: Any, zone: ZoneInfo, received_at: datetime) -> Deltas:
+    deltas = Deltas()
+    for name, events in (("upload", uploads), ("kiosk", kiosk)):
+        STREAMS[name].fold([ConsumedEvent(e, received_at, 0, n) for n, e in enumerate(events)], zone, deltas)
+    return deltas
 
 
 def _reference_view() -> ReferenceView:

@@ -10,7 +10,7 @@ import pytest
 from jsonschema import Draft202012Validator, FormatChecker
 from referencing import Registry, Resource
 
-from services.contract.validation import validate_kiosk, validate_uploads
+from services.streams import STREAMS
 from tests.fixtures.events import kiosk, upload
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
@@ -77,14 +77,14 @@ KIOSK_CASES: list[tuple[dict[str, Any], bool]] = [
 @pytest.mark.parametrize(("event", "valid"), UPLOAD_CASES)
 def test_upload_schema_and_model_agree(event: dict[str, Any], valid: bool) -> None:
     schema_ok = _validator("upload-event.schema.json").is_valid(event)
-    _, problems = validate_uploads([event])
+    _, problems = STREAMS["upload"].validate([event])
     assert (schema_ok, not problems) == (valid, valid)
 
 
 @pytest.mark.parametrize(("event", "valid"), KIOSK_CASES)
 def test_kiosk_schema_and_model_agree(event: dict[str, Any], valid: bool) -> None:
     schema_ok = _validator("kiosk-transaction.schema.json").is_valid(event)
-    _, problems = validate_kiosk([event])
+    _, problems = STREAMS["kiosk"].validate([event])
     assert (schema_ok, not problems) == (valid, valid)
 
 
@@ -97,6 +97,6 @@ def test_batch_schema_bounds_the_batch() -> None:
 
 
 def test_problems_name_index_field_and_reason() -> None:
-    _, problems = validate_uploads([upload(), upload(record_count=-1, mode="x"), "not an object"])
+    _, problems = STREAMS["upload"].validate([upload(), upload(record_count=-1, mode="x"), "not an object"])
     assert {(p.index, p.field) for p in problems} == {(1, "record_count"), (1, "mode"), (2, "(event)")}
     assert all(p.reason for p in problems)
