@@ -114,7 +114,9 @@ def _reference_problems(stream: Stream[Any], events: Sequence[Any], ref: Referen
         if event.org_code not in known:
             problems.append(FieldProblem(index, "org_code", f"unknown institution {event.org_code!r}"))
             continue
-        problems.extend(FieldProblem(index, field, reason) for field, reason in check(event, ref))
+        found = check(event, ref)
+        if found:  # almost never: no generator per event
+            problems.extend(FieldProblem(index, field, reason) for field, reason in found)
     return problems
 
 
