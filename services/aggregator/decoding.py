@@ -35,7 +35,7 @@ def decode_into(record: Record, events: list[ConsumedEvent[Any]], dead: list[Dea
         return
     received_at, partition, offset = envelope.received_at, record.partition, record.offset
     try:
-        valid = envelope.stream.events.validate_python(envelope.events)
+        valid = envelope.stream.list_adapter.validate_python(envelope.events)
     except ValidationError:
         _decode_one_by_one(record, envelope, events, dead)
         return

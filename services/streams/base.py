@@ -69,9 +69,12 @@ def no_reference_problems(event: Any, ref: ReferenceSnapshot) -> Sequence[tuple[
     return ()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Stream(Generic[E]):
-    """One stream: declared once, in its folder, and registered in `STREAMS`."""
+    """One stream: declared once, in its folder, and registered in `STREAMS`.
+
+    Compared and hashed by identity: a stream is the one registry entry, not a value.
+    """
 
     name: str
     """The envelope's `type` on the topic, `event_keys.event_type`, the dead-letter and metric label."""
@@ -92,6 +95,7 @@ class Stream(Generic[E]):
     moment: Callable[[E], datetime]
     """The timestamp whose day and month (platform zone) the event counts in."""
     raw: RawTable[E]
+    """Where each new event is stored, one row, and how a row becomes the event again."""
     rollups: tuple[RollupTable, ...]
     """Every rollup table `fold` writes (and only those): the store upserts them, rebuild clears them."""
     fold: Callable[[Sequence[ConsumedEvent[E]], tzinfo, Deltas], None]
@@ -100,11 +104,12 @@ class Stream(Generic[E]):
     reference_problems: Callable[[E, ReferenceSnapshot], Sequence[tuple[str, str]]] = no_reference_problems
     """(field, reason) for each way a contract-valid event of a known institution breaks the
     reference data (an unknown table, a kiosk of another institution); () when it does not."""
-    events: TypeAdapter[list[E]] = field(init=False, repr=False, compare=False)
+    list_adapter: TypeAdapter[list[E]] = field(init=False, repr=False)
     """List validation of `model`: one call into pydantic-core per request or topic record."""
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "events", TypeAdapter(list[self.model]))  # type: ignore[name-defined]
+        # A type built at run time, which mypy cannot follow; `list_adapter`'s annotation says what it is.
+        object.__setattr__(self, "list_adapter", TypeAdapter(list[self.model]))  # type: ignore[name-defined]
 
     @property
     def path(self) -> str:
@@ -114,7 +119,7 @@ class Stream(Generic[E]):
     def validate(self, raw: list[Any]) -> tuple[list[E], list[FieldProblem]]:
         """Validate raw event objects; either all the events or the problems come back non-empty."""
         try:
-            return self.events.validate_python(raw), []
+            return self.list_adapter.validate_python(raw), []
         except ValidationError as exc:
             return [], field_problems(exc)
 
