@@ -14,11 +14,13 @@ import typer
 from rich.console import Console
 
 from services.cli import render
-from services.contract.models import InstitutionKind, KioskReportRow, UploadReportRow
+from services.contract.models import InstitutionKind
 from services.settings import DEFAULT_CONSUMER_GROUP, ToolSettings
 from services.storage.connection import Connection
 from services.storage.database import open_pool
 from services.storage.errors import ReferenceDataError, TokenNotFoundError
+from services.streams.kiosk.model import KioskReportRow
+from services.streams.uploads.model import UploadReportRow
 
 app = typer.Typer(help="Health upload telemetry: administration, reports and the demo month.", no_args_is_help=True)
 tokens_app = typer.Typer(help="Issue, list and revoke institution tokens.", no_args_is_help=True)
@@ -136,7 +138,7 @@ def _emit(
     fmt: str,
     title: str,
 ) -> None:
-    from services.aggregator.reports import to_csv
+    from services.reports.common import to_csv
 
     if fmt == "csv":
         sys.stdout.write(to_csv(model, rows))
@@ -159,7 +161,7 @@ def report_uploads(
     fmt: Format = "table",
 ) -> None:
     """The monthly upload report (the bulletin's 数据采集情况 table)."""
-    from services.aggregator.reports import uploads_report
+    from services.streams.uploads.report import uploads_report
 
     first = _month(month)
     rows = _with_db(lambda conn: uploads_report(conn, first, kind, None))
@@ -170,7 +172,7 @@ def report_uploads(
 @report_app.command("kiosks")
 def report_kiosks(month: Annotated[str, typer.Option(help="YYYY-MM")], fmt: Format = "table") -> None:
     """The monthly kiosk report (自助智能医疗服务终端使用情况)."""
-    from services.aggregator.reports import kiosks_report
+    from services.streams.kiosk.report import kiosks_report
 
     first = _month(month)
     rows = _with_db(lambda conn: kiosks_report(conn, first, None))
@@ -200,7 +202,7 @@ def report_bulletin(
 @report_app.command("missing-uploads")
 def report_missing(day: Annotated[str, typer.Option("--date", help="YYYY-MM-DD")]) -> None:
     """Institutions that uploaded in the 7 days before DATE but not on it."""
-    from services.aggregator.reports import missing_uploads
+    from services.streams.uploads.report import missing_uploads
 
     try:
         when = date.fromisoformat(day)
@@ -230,7 +232,6 @@ def demo_replay(
 @demo_app.command("check")
 def demo_check(seed: Annotated[int, typer.Option(help="seed of the replayed stream")] = 20200401) -> None:
     """Compare the April 2020 reports in the database with the bulletin (and the demo plan)."""
-    from services.aggregator.reports import kiosks_report, uploads_report
     from services.demo.expected import (
         compare_kiosk_report,
         compare_upload_report,
@@ -238,6 +239,8 @@ def demo_check(seed: Annotated[int, typer.Option(help="seed of the replayed stre
         expected_upload_rows,
     )
     from services.demo.month import plan_month
+    from services.streams.kiosk.report import kiosks_report
+    from services.streams.uploads.report import uploads_report
 
     april = date(2020, 4, 1)
 

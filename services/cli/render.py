@@ -11,8 +11,8 @@ from rich.console import Console
 from rich.table import Table
 
 from services.aggregator.deadletters import DeadLetter
-from services.contract.models import MissingUploadRow
 from services.storage.tokens import TokenInfo
+from services.streams.uploads.model import MissingUploadRow
 
 _UPLOAD_COLUMNS = [
     ("name", "单位\ninstitution"),

@@ -21,6 +21,7 @@ from services.collector.spool import AsyncSpool, Spool
 from services.storage.database import open_pool
 from services.storage.live import LiveValue
 from services.storage.reference import REFERENCE_CHANNEL, ReferenceSnapshot, load_snapshot
+from services.streams import STREAMS
 from services.topics import ensure_topics, event_topics
 from services.web.auth import Authenticator, token_cache
 from services.web.errors import install_error_handlers
@@ -40,9 +41,9 @@ class CollectorApp(FastAPI):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Dispatch one ASGI connection."""
         if scope["type"] == "http" and scope["method"] == "POST":
-            event_type = INGEST_PATHS.get(scope["path"])
-            if event_type is not None:
-                await self.ingest(scope, receive, send, event_type)
+            stream = INGEST_PATHS.get(scope["path"])
+            if stream is not None:
+                await self.ingest(scope, receive, send, stream)
                 return
         await super().__call__(scope, receive, send)
 
@@ -106,6 +107,7 @@ def create_app(settings: CollectorSettings, registry: CollectorRegistry | None =
     app.state.metrics = metrics
     app.state.rate_limiter = rate_limiter
     install_error_handlers(app)
+    app.include_router(routes.ingest_router(STREAMS.values()))
     app.include_router(routes.router)
     app.include_router(admin.router)
     # The ingest POSTs are counted, timed and limited by their own handler.

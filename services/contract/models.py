@@ -1,17 +1,18 @@
-"""Pydantic model of contract v1: ingest events, reference data and report rows.
+"""The shared pieces of the contract: field types, the event base, reference data.
 
-`schemas/` holds the same contract as JSON Schema; tests/unit/contract checks that the two
-accept and refuse the same documents.
+Each stream's own event model and report rows live in its folder (`services/streams/<stream>/
+model.py`), built from the field types here. `schemas/` holds the same contract as JSON
+Schema; tests/unit/test_contract.py and tests/unit/test_streams.py check that the two accept
+and refuse the same documents.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import (
     AfterValidator,
@@ -89,20 +90,6 @@ Timestamp = Annotated[AwareDatetime, BeforeValidator(_require_timestamp_text), A
 Amount = Annotated[Decimal, BeforeValidator(_parse_amount)]
 
 
-class Mode(StrEnum):
-    """Upload channel: pushed as it happens, or the periodic (nightly) batch."""
-
-    REALTIME = "realtime"
-    SCHEDULED = "scheduled"
-
-
-class KioskKind(StrEnum):
-    """Kind of kiosk transaction."""
-
-    REGISTRATION = "registration"
-    PAYMENT = "payment"
-
-
 class InstitutionKind(StrEnum):
     """Kind of institution."""
 
@@ -130,50 +117,20 @@ class RequiredFor(StrEnum):
     NONE = "none"
 
 
-class EventType(StrEnum):
-    """The two ingest endpoints' event types, as carried on the Kafka topic."""
-
-    UPLOAD = "upload"
-    KIOSK = "kiosk"
-
-
 _STRICT = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=False)
 
 
-class UploadEvent(BaseModel):
-    """`POST /v1/uploads`: one CDA document / table upload."""
+class ContractEvent(BaseModel):
+    """What every ingest event has: its id, unique per institution, and its institution.
+
+    Each stream's model (`services/streams/<stream>/model.py`) adds its own fields; these two
+    come first, as in every schema of `schemas/`.
+    """
 
     model_config = _STRICT
 
     event_id: EventId
     org_code: Code
-    table_code: Code
-    mode: Mode
-    business_date: ContractDate
-    uploaded_at: Timestamp
-    record_count: Count
-    document_count: Count = 0
-
-
-class KioskTransaction(BaseModel):
-    """`POST /v1/kiosk-transactions`: one self-service kiosk transaction."""
-
-    model_config = _STRICT
-
-    event_id: EventId
-    org_code: Code
-    kiosk_id: Code
-    kind: KioskKind
-    amount: Amount
-    occurred_at: Timestamp
-
-
-Event = UploadEvent | KioskTransaction
-
-EVENT_MODELS: dict[EventType, type[UploadEvent] | type[KioskTransaction]] = {
-    EventType.UPLOAD: UploadEvent,
-    EventType.KIOSK: KioskTransaction,
-}
 
 
 class InstitutionRow(BaseModel):
@@ -224,56 +181,3 @@ class ReferenceSet(BaseModel):
     tables: list[TableRow]
     declarations: list[DeclarationRow]
     kiosks: list[KioskRow]
-
-
-class UploadReportRow(BaseModel):
-    """One institution's row of `GET /v1/reports/uploads`."""
-
-    model_config = ConfigDict(frozen=True)
-
-    org_code: str
-    name: str
-    kind: InstitutionKind
-    month: str
-    records_uploaded: int
-    documents_uploaded: int
-    upload_days: int
-    uploaded_tables: int
-    declared_tables: int | None
-    required_tables: int
-    table_coverage_rate: float | None
-    declared_coverage_rate: float | None
-    outpatient_visits: int
-    discharges: int
-    ehr_basic_cumulative: int
-    ehr_hypertension_cumulative: int
-    ehr_diabetes_cumulative: int
-    conformance_rate: float | None
-
-
-class KioskReportRow(BaseModel):
-    """One row of `GET /v1/reports/kiosks`; the total row has group `total`."""
-
-    model_config = ConfigDict(frozen=True)
-
-    group: Literal["hospital", "district", "total"]
-    org_code: str | None
-    name: str
-    kiosks: int
-    registrations: int
-    registration_amount: Decimal
-    payments: int
-    payment_amount: Decimal
-
-
-class MissingUploadRow(BaseModel):
-    """One institution of `GET /v1/alerts/missing-uploads`."""
-
-    model_config = ConfigDict(frozen=True)
-
-    org_code: str
-    name: str
-    kind: InstitutionKind
-    date: dt.date
-    last_upload_day: dt.date
-    active_days_in_previous_7: int

@@ -17,7 +17,6 @@ import asyncpg
 import httpx
 import pytest
 
-from services.aggregator.reports import kiosks_report, uploads_report
 from services.contract.models import InstitutionKind
 from services.demo.expected import (
     compare_kiosk_report,
@@ -28,6 +27,8 @@ from services.demo.expected import (
 from services.demo.month import DEFAULT_SEED, plan_month
 from services.demo.replay import replay
 from services.storage.reference import read_reference_folder, replace_reference
+from services.streams.kiosk.report import kiosks_report
+from services.streams.uploads.report import uploads_report
 from tests.fixtures.stack import ADMIN_TOKEN, REPO, StackConfig, port_from_env, wait_for
 
 pytestmark = pytest.mark.integration

@@ -14,12 +14,13 @@ import pytest_asyncio
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
-from services.aggregator import reports
 from services.aggregator.metrics import AggregatorMetrics
 from services.aggregator.quality import QualityMonitor, day_start
 from services.aggregator.settings import AggregatorSettings
 from services.collector.app import create_app as create_collector
 from services.contract.models import InstitutionKind
+from services.streams.kiosk.report import kiosks_report
+from services.streams.uploads.report import uploads_report
 from tests.fixtures.demo import DEMO_MONTH
 from tests.fixtures.events import load_reference, upload
 from tests.fixtures.stack import ADMIN_TOKEN, StackConfig, admin_headers, aggregator_running, running, wait_for
@@ -76,10 +77,10 @@ async def test_gauges_are_the_reports_figures(demo_pool: asyncpg.Pool) -> None:
     registry = metrics.registry
     async with demo_pool.acquire() as conn:
         rows = [
-            *await reports.uploads_report(conn, DEMO_MONTH, InstitutionKind.DISTRICT, None),
-            *await reports.uploads_report(conn, DEMO_MONTH, InstitutionKind.HOSPITAL, None),
+            *await uploads_report(conn, DEMO_MONTH, InstitutionKind.DISTRICT, None),
+            *await uploads_report(conn, DEMO_MONTH, InstitutionKind.HOSPITAL, None),
         ]
-        kiosk_rows = {r.org_code: r for r in await reports.kiosks_report(conn, DEMO_MONTH, None) if r.org_code}
+        kiosk_rows = {r.org_code: r for r in await kiosks_report(conn, DEMO_MONTH, None) if r.org_code}
     assert len(rows) == 59
 
     def gauge(name: str) -> dict[str, float]:

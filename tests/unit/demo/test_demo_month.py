@@ -173,16 +173,16 @@ def test_generation_is_deterministic_and_seeded(month_plan: MonthPlan) -> None:
 
 
 def test_events_are_valid_for_the_contract_models(month_plan: MonthPlan) -> None:
-    validation = pytest.importorskip("services.contract.validation")
+    streams = pytest.importorskip("services.streams").STREAMS
     sample = list(itertools.islice(month_plan.events(), 0, 120_000, 7))
     uploads: list[Any] = [event for kind, event in sample if kind == "upload"]
     kiosk: list[Any] = [event for kind, event in sample if kind == "kiosk"]
     assert uploads
     assert kiosk
     for start in range(0, len(uploads), 1_000):
-        assert validation.validate_uploads(uploads[start : start + 1_000])[1] == []
+        assert streams["upload"].validate(uploads[start : start + 1_000])[1] == []
     for start in range(0, len(kiosk), 1_000):
-        assert validation.validate_kiosk(kiosk[start : start + 1_000])[1] == []
+        assert streams["kiosk"].validate(kiosk[start : start + 1_000])[1] == []
     assert all(isinstance(e["amount"], str) and e["amount"][-3] == "." for e in kiosk)
 
 
