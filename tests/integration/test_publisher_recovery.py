@@ -23,7 +23,6 @@ from services.collector.metrics import CollectorMetrics
 from services.collector.publisher import DurablePublisher, KafkaPublisher
 from services.collector.spool import AsyncSpool, Spool, SpoolBatch
 from services.contract.envelope import encode_records
-from services.contract.models import EventType
 from services.topics import ensure_topics, event_topics
 from tests.fixtures.events import load_reference, upload
 from tests.fixtures.stack import StackConfig, admin_headers, aggregator_running, count_events, running, wait_for
@@ -129,7 +128,7 @@ async def test_a_failed_forwarder_is_restarted_and_readiness_says_so(stack_confi
     metrics = CollectorMetrics(registry)
     spool = _FailingOnce(tmp_path, max_bytes=1 << 20)
     # What an earlier run left in the spool, for the forwarder to send when it starts.
-    records = encode_records(EventType.UPLOAD, [upload(org_code="D1") for _ in range(5)], datetime.now(UTC))
+    records = encode_records("upload", [upload(org_code="D1") for _ in range(5)], datetime.now(UTC))
     spool.append(records)
     kafka = KafkaPublisher(stack_config.kafka_bootstrap, stack_config.events_topic, 5.0, metrics)
     publisher = DurablePublisher(kafka, AsyncSpool(spool), metrics, restart_delay_s=1.0)
