@@ -240,6 +240,7 @@ class DurablePublisher:
         self._wake = asyncio.Event()
         self._forwarder: asyncio.Task[None] | None = None
         self._forwarding = False
+        self._spool_refused = False
         metrics.spool_bytes.set_function(lambda: spool.spool.pending_bytes)
         metrics.spool_events.set_function(lambda: spool.spool.pending_events)
         metrics.spool_oldest_age.set_function(self._oldest_age)
@@ -267,6 +268,11 @@ class DurablePublisher:
         return self._forwarding
 
     @property
+    def spool_has_room(self) -> bool:
+        """False from a request the spool refused (full) until the forwarder has freed some of it."""
+        return self._spool.spool.empty or not self._spool_refused
+
+    @property
     def spooling(self) -> bool:
         """Whether requests currently go to the spool (it holds records not yet forwarded)."""
         return not self._spool.spool.empty
@@ -282,6 +288,7 @@ class DurablePublisher:
         try:
             await self._spool.append(records)
         except SpoolFullError as exc:
+            self._spool_refused = True
             self._metrics.publish_errors.labels(error_type="spool_full").inc()
             raise PublishUnavailableError(
                 "the event broker is unreachable and the local spool is full", "spool_full"
@@ -328,6 +335,7 @@ class DurablePublisher:
             return delay
         # (A batch without records but with a new position stepped over unreadable bytes.)
         await self._spool.advance(batch)
+        self._spool_refused = False
         self._metrics.forwarded_events.inc(sum(r.events for r in batch.records))
         if self._spool.spool.empty:
             log.info("spool drained; publishing directly again")

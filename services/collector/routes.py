@@ -65,22 +65,26 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get(
-    "/readyz", tags=["operations"], summary="Kafka is reachable, the spool forwarder runs, reference data is loaded"
-)
+@router.get("/readyz", tags=["operations"], summary="The collector can acknowledge events now")
 async def readyz(state: State) -> JsonResponse:
-    """Readiness: a metadata round trip to the broker, the spool forwarder, the reference data."""
+    """Readiness: reference data loaded, and events can be made durable (Kafka, or room in the spool).
+
+    A broker outage alone does not make the collector unready: acknowledging from the spool
+    while Kafka is away is its job, and a load balancer that took every collector out during
+    an outage would leave the spool unused. The body says what each part is doing.
+    """
     publisher = state.publisher
     kafka = await publisher.kafka.ready()
-    forwarder = publisher.forwarder_running
+    room = publisher.spool_has_room
     reference = state.reference.value.version is not None
     body = {
         "kafka": "ok" if kafka else "unreachable",
         "spooling": publisher.spooling,
-        "spool_forwarder": "running" if forwarder else "restarting",
+        "spool_has_room": room,
+        "spool_forwarder": "running" if publisher.forwarder_running else "restarting",
         "reference_version": state.reference.value.version,
     }
-    return JsonResponse(body, status_code=200 if kafka and forwarder and reference else 503)
+    return JsonResponse(body, status_code=200 if reference and (kafka or room) else 503)
 
 
 @router.get("/metrics", tags=["operations"], summary="Prometheus metrics", response_class=PlainTextResponse)

@@ -115,7 +115,7 @@ async def test_a_503_after_a_send_timeout_means_resend_the_same_batch_and_it_cou
     async with running(app, "http://collector") as collector:
 
         async def ready() -> bool:
-            return (await collector.get("/readyz")).status_code == 200
+            return (await collector.get("/readyz")).json()["kafka"] == "ok"
 
         await load_reference(collector, admin_headers())
         await wait_for(ready, "collector ready on the spare broker", timeout_s=60)
