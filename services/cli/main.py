@@ -24,7 +24,9 @@ from services.streams.uploads.model import UploadReportRow
 
 app = typer.Typer(help="Health upload telemetry: administration, reports and the demo month.", no_args_is_help=True)
 tokens_app = typer.Typer(help="Issue, list and revoke institution tokens.", no_args_is_help=True)
-reference_app = typer.Typer(help="Reference data (institutions, tables, declarations, kiosks).", no_args_is_help=True)
+reference_app = typer.Typer(
+    help="Reference data (institutions, tables, declarations, kiosks, platform connections, ...).", no_args_is_help=True
+)
 report_app = typer.Typer(help="Print the monthly reports as tables (or CSV/JSON).", no_args_is_help=True)
 demo_app = typer.Typer(help="The April 2020 demo month.", no_args_is_help=True)
 dead_app = typer.Typer(help="List and replay the dead-letter topic.", no_args_is_help=True)
@@ -78,7 +80,9 @@ def migrate() -> None:
 
 
 @reference_app.command("load")
-def reference_load(folder: Annotated[Path, typer.Argument(help="folder with the four CSV files")]) -> None:
+def reference_load(
+    folder: Annotated[Path, typer.Argument(help="folder with the reference CSV files (four required, four optional)")],
+) -> None:
     """Replace the reference set with the CSV files of FOLDER (atomic, idempotent, versioned)."""
     from services.storage.reference import read_reference_folder, replace_reference
 
@@ -89,9 +93,19 @@ def reference_load(folder: Annotated[Path, typer.Argument(help="folder with the 
         _fail(str(exc))
         return
     verb = "loaded as version" if result.created else "unchanged, still version"
+    revision2 = [
+        f"{count} {what}"
+        for count, what in (
+            (result.platform_connections, "platform connections"),
+            (result.booking_platforms, "booking platforms"),
+            (result.opening_balances, "opening balances"),
+            (result.no_upload_days, "no-upload days"),
+        )
+        if count
+    ]
     console.print(
         f"reference data {verb} {result.version}: {result.institutions} institutions, {result.tables} tables, "
-        f"{result.declarations} declarations, {result.kiosks} kiosks"
+        f"{result.declarations} declarations, {result.kiosks} kiosks" + "".join(f", {part}" for part in revision2)
     )
 
 
