@@ -230,16 +230,30 @@ def report_missing(day: Annotated[str, typer.Option("--date", help="YYYY-MM-DD")
 def demo_replay(
     concurrency: Annotated[int, typer.Option(help="requests in flight")] = 8,
     seed: Annotated[int, typer.Option(help="generator seed")] = 20200401,
+    stream: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="a stream to post (repeatable): upload, kiosk, appointment, hotline_contact, remote_upload,"
+            " or all; default: upload and kiosk"
+        ),
+    ] = None,
 ) -> None:
     """Generate the April 2020 stream and post it through the collector's HTTP API."""
     from services.demo import replay
+    from services.demo.stream import KINDS, V1_KINDS
 
     settings = _settings()
     if settings.admin_token is None:
         _fail("set TELEMETRY_ADMIN_TOKEN to post as the platform's relay")
         return
+    kinds = KINDS if stream == ["all"] else tuple(stream) if stream else V1_KINDS
+    if unknown := set(kinds) - set(KINDS):
+        _fail(f"unknown stream {sorted(unknown)}; streams are {', '.join(KINDS)} (or all)")
+        return
     token = settings.admin_token.get_secret_value()
-    result = asyncio.run(replay.replay_month(settings.collector_url, token, concurrency=concurrency, seed=seed))
+    result = asyncio.run(
+        replay.replay_month(settings.collector_url, token, concurrency=concurrency, seed=seed, kinds=kinds)
+    )
     console.print(f"posted {result}")
 
 
