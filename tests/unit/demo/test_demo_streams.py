@@ -18,9 +18,8 @@ import pytest
 from services.demo.bulletin import APPOINTMENTS_TO_DATE, BULLETIN_DIR
 from services.demo.institutions import org_code_of
 from services.demo.stream import KINDS, V1_KINDS, DemoMonth, plan_demo_month
-from tests.fixtures.streams_fold import StreamsFold, fold_streams, reference_rows
+from tests.fixtures.streams_fold import NEW_KINDS, StreamsFold, reference_rows
 
-NEW_KINDS = ("appointment", "hotline_contact", "remote_upload")
 MAIN = {"consultation": "consultations", "ecg": "cases", "lab": "reports", "imaging": "reports"}
 
 
@@ -28,18 +27,6 @@ def printed(name: str) -> list[dict[str, str]]:
     """Rows of a bulletin CSV (the package's copy)."""
     with (BULLETIN_DIR / name).open(encoding="utf-8", newline="") as handle:
         return list(csv.DictReader(handle))
-
-
-@pytest.fixture(scope="session")
-def demo_month() -> DemoMonth:
-    """Every stream of the demo month, planned (default seed)."""
-    return plan_demo_month()
-
-
-@pytest.fixture(scope="session")
-def streams(demo_month: DemoMonth) -> StreamsFold:
-    """The three new streams folded by the tests' own implementation of revision 2."""
-    return fold_streams(demo_month.events(NEW_KINDS))
 
 
 def test_appointments_reproduce_every_cell_of_the_table(streams: StreamsFold) -> None:
