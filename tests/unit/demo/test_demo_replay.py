@@ -18,6 +18,7 @@ from services.demo.errors import ReplayError
 from services.demo.month import MonthPlan
 from services.demo.replay import ENDPOINTS, MAX_BODY_BYTES, ReplayResult, _retry_delay, replay, replay_month
 from services.demo.stream import KINDS
+from services.streams import STREAMS
 
 Handler = Callable[[httpx.Request], Coroutine[None, None, httpx.Response]]
 
@@ -220,3 +221,11 @@ def test_the_month_replays_only_the_v1_streams_unless_told() -> None:
     assert set(_month_paths()) == {"/v1/uploads", "/v1/kiosk-transactions"}
     everything = _month_paths(kinds=KINDS, concurrency=1)
     assert set(everything) == set(ENDPOINTS.values())
+
+
+def test_every_registered_stream_is_replayed_to_its_own_path() -> None:
+    # The replay names the endpoints of streams not registered yet; once they are, the names
+    # and paths must be the registry's.
+    for stream in STREAMS.values():
+        assert ENDPOINTS.get(stream.name) == stream.path, stream.name
+    assert set(ENDPOINTS) == set(KINDS)
