@@ -16,6 +16,8 @@ from services.bulletin.errors import BulletinError
 from services.contract.models import InstitutionKind
 from services.contract.validation import echo
 from services.reports.common import to_csv
+from services.streams.hotline.model import HotlineReport, HotlineRow
+from services.streams.hotline.report import csv_rows, hotline_report_of
 from services.streams.kiosk.model import KioskReportRow
 from services.streams.kiosk.report import kiosks_report
 from services.streams.uploads.model import MissingUploadRow, UploadReportRow
@@ -94,6 +96,25 @@ async def get_kiosks_report(
     async with request.app.state.pool.acquire() as conn:
         rows = await kiosks_report(conn, first, principal.org_code)
     return _answer(KioskReportRow, rows, format, f"kiosks-{month}")
+
+
+@router.get(
+    "/v1/reports/hotline",
+    tags=["reports"],
+    response_model=HotlineReport,
+    responses={200: {"content": _CSV}, **_REPORT_ERRORS},
+    summary="Monthly 12320 hotline figures per centre, most calls first, and their total",
+)
+async def get_hotline_report(
+    request: Request, principal: CurrentPrincipal, month: Month, format: Format = "json"
+) -> Response:
+    """Calls by category and 12345 work orders per centre (`rows`) and `total`; CSV: the rows, then the total."""
+    first = _parse_month(month)
+    async with request.app.state.pool.acquire() as conn:
+        report = await hotline_report_of(conn, first, principal.org_code)
+    if format == "csv":
+        return _answer(HotlineRow, csv_rows(report), format, f"hotline-{month}")
+    return JsonResponse(report.model_dump(mode="json"))
 
 
 @router.get(

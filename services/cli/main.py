@@ -193,6 +193,27 @@ def report_kiosks(month: Annotated[str, typer.Option(help="YYYY-MM")], fmt: Form
     _emit(KioskReportRow, rows, fmt, f"{month} 自助智能医疗服务终端使用情况 kiosk use")
 
 
+@report_app.command("hotline")
+def report_hotline(month: Annotated[str, typer.Option(help="YYYY-MM")], fmt: Format = "table") -> None:
+    """The monthly 12320 hotline figures per centre (南京12320卫生热线, 全省12320)."""
+    from services.reports.common import to_csv
+    from services.streams.hotline.model import HotlineRow
+    from services.streams.hotline.report import csv_rows, hotline_report_of
+
+    first = _month(month)
+    report = _with_db(lambda conn: hotline_report_of(conn, first, None))
+    if fmt == "csv":
+        sys.stdout.write(to_csv(HotlineRow, csv_rows(report)))
+    elif fmt == "json":
+        import orjson
+
+        sys.stdout.write(orjson.dumps(report.model_dump(mode="json"), option=orjson.OPT_INDENT_2).decode() + "\n")
+    elif fmt == "table":
+        render.hotline(console, report, f"{month} 12320卫生热线 hotline calls and work orders per centre")
+    else:
+        _fail(f"unknown format {fmt!r}; use table, csv or json")
+
+
 @report_app.command("bulletin")
 def report_bulletin(
     month: Annotated[str, typer.Option(help="YYYY-MM")],

@@ -12,6 +12,7 @@ from rich.table import Table
 
 from services.aggregator.deadletters import DeadLetter
 from services.storage.tokens import TokenInfo
+from services.streams.hotline.model import HotlineReport
 from services.streams.uploads.model import MissingUploadRow
 
 _UPLOAD_COLUMNS = [
@@ -36,6 +37,20 @@ _KIOSK_COLUMNS = [
     ("registration_amount", "挂号金额\namount"),
     ("payments", "缴费\npayments"),
     ("payment_amount", "缴费金额\namount"),
+]
+
+_HOTLINE_COLUMNS = [
+    ("city", "城市\ncity"),
+    ("name", "热线中心\ncentre"),
+    ("calls", "受理电话\ncalls"),
+    ("consultation", "咨询类\nconsultation"),
+    ("complaint", "医疗服务投诉\ncomplaint"),
+    ("appointment", "电话预约\nappointment"),
+    ("crisis_intervention", "心理危机干预\ncrisis"),
+    ("satisfaction_survey", "满意度调查\nsurvey"),
+    ("voice_qa", "自助语音问答\nvoice Q&A"),
+    ("work_orders_city_12345", "市12345工单\ncity 12345"),
+    ("work_orders_province_12345", "省12345工单\nprovince 12345"),
 ]
 
 
@@ -64,6 +79,17 @@ def report(console: Console, model: type[BaseModel], rows: Sequence[BaseModel], 
     for row in rows:
         style = "bold" if getattr(row, "group", None) == "total" else None
         table.add_row(*(_cell(row, field) for field, _ in columns), style=style)
+    console.print(table)
+
+
+def hotline(console: Console, report: HotlineReport, title: str) -> None:
+    """Print the hotline report: one line per centre, most calls first, then the total."""
+    table = Table(title=title, show_lines=False, header_style="bold")
+    for field, header in _HOTLINE_COLUMNS:
+        table.add_column(header, justify="left" if field in ("city", "name") else "right", no_wrap=True)
+    for row in report.rows:
+        table.add_row(*(_cell(row, field) for field, _ in _HOTLINE_COLUMNS))
+    table.add_row(*(_cell(report.total, field) for field, _ in _HOTLINE_COLUMNS), style="bold")
     console.print(table)
 
 

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
 
+from services.contract.models import Region
 from services.reports.common import next_month
 from services.storage.connection import Connection
 from services.streams.hotline.fold import HOTLINE_DAILY
@@ -44,6 +45,8 @@ class Centre:
     org_code: str
     name: str
     city: str | None
+    region: Region = Region.CITY
+    """`city` for the platform's own city's centre (an empty region is the city, the contract's default)."""
 
 
 def _figures(by_category: Mapping[str, int]) -> dict[str, int]:
@@ -97,11 +100,13 @@ def counts_from_deltas(deltas: Deltas, month: date) -> dict[str, dict[str, int]]
 async def hotline_centres(conn: Connection, org_code: str | None) -> list[Centre]:
     """The centres of the reference set in force (only `org_code`'s, when given)."""
     rows = await conn.fetch(
-        """SELECT org_code, name, city FROM cur_institutions
+        """SELECT org_code, name, city, region FROM cur_institutions
            WHERE kind = 'hotline' AND ($1::text IS NULL OR org_code = $1) ORDER BY org_code""",
         org_code,
     )
-    return [Centre(r["org_code"], r["name"], r["city"]) for r in rows]
+    return [
+        Centre(r["org_code"], r["name"], r["city"], Region(r["region"]) if r["region"] else Region.CITY) for r in rows
+    ]
 
 
 async def month_counts(conn: Connection, first: date, end: date, org_code: str | None) -> dict[str, dict[str, int]]:
@@ -184,3 +189,22 @@ def previous_figures(history: HotlineHistory, org_code: str, month: date) -> dic
     """A centre's figures (`calls`, each category's field) in an earlier `month`; None if it had no contact."""
     counts = history.previous.get(org_code, {}).get(month)
     return _figures(counts) if counts else None
+
+
+@dataclass(frozen=True)
+class HotlineInputs:
+    """Everything the bulletin shows and checks of the hotline for a month, read in one snapshot."""
+
+    month: date
+    centres: list[Centre]
+    report: HotlineReport
+    history: HotlineHistory
+
+
+async def hotline_bulletin_inputs(conn: Connection, month: date, org_code: str | None) -> HotlineInputs:
+    """The month's report, the centres and their history, in one repeatable-read snapshot."""
+    async with conn.transaction(isolation="repeatable_read", readonly=True):
+        centres = await hotline_centres(conn, org_code)
+        counts = await month_counts(conn, month, next_month(month), org_code)
+        history = await hotline_history(conn, month, org_code)
+    return HotlineInputs(month, centres, hotline_report(centres, counts), history)
