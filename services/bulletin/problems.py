@@ -38,6 +38,7 @@ class ProblemKind(StrEnum):
     DAYS_WITHOUT_UPLOADS = "days_without_uploads"
     LOW_CONFORMANCE = "low_conformance"
     CONTRADICTION = "contradiction"
+    VOLUME_CHANGE = "volume_change"
 
 
 KIND_LABELS: Mapping[ProblemKind, tuple[str, str]] = {
@@ -46,6 +47,7 @@ KIND_LABELS: Mapping[ProblemKind, tuple[str, str]] = {
     ProblemKind.DAYS_WITHOUT_UPLOADS: ("无数据上传的日期", "days without uploads"),
     ProblemKind.LOW_CONFORMANCE: ("实时与定时数据符合率偏低", "low real-time/scheduled conformance"),
     ProblemKind.CONTRADICTION: ("相互矛盾的数字", "figures that contradict each other"),
+    ProblemKind.VOLUME_CHANGE: ("与前几个月相比异常的数量", "figures far off the months before"),
 }
 
 # check id -> (kind, Chinese title, English title)
@@ -104,6 +106,27 @@ CHECKS: Mapping[str, tuple[ProblemKind, str, str]] = {
         ProblemKind.CONTRADICTION,
         "健康档案累计数与其他单位完全相同",
         "cumulative health records identical to another institution's",
+    ),
+    # 12320 centres (services/bulletin/hotline.py).
+    "hotline_no_contacts": (
+        ProblemKind.DAYS_WITHOUT_UPLOADS,
+        "本月无来电及工单数据",
+        "no calls or work orders this month",
+    ),
+    "hotline_silent_days": (
+        ProblemKind.DAYS_WITHOUT_UPLOADS,
+        "连续多日无来电及工单数据",
+        "days in a row without calls or work orders",
+    ),
+    "hotline_category_stopped": (
+        ProblemKind.VOLUME_CHANGE,
+        "上月有、本月为 0 的类别",
+        "categories with contacts last month and none this month",
+    ),
+    "hotline_calls_outlier": (
+        ProblemKind.VOLUME_CHANGE,
+        "受理电话与前三个月平均相差超过 33%",
+        "calls off the previous three months' mean by more than 33 %",
     ),
 }
 CONTRADICTION_CHECKS = tuple(code for code, (kind, _, _) in CHECKS.items() if kind is ProblemKind.CONTRADICTION)

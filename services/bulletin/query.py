@@ -14,6 +14,7 @@ from services.bulletin.problems import InstitutionDetail
 from services.contract.models import InstitutionKind
 from services.reports.common import next_month
 from services.storage.connection import Connection
+from services.streams.hotline.report import HotlineInputs, hotline_bulletin_inputs
 from services.streams.kiosk.model import KioskReportRow
 from services.streams.kiosk.report import kiosks_report
 from services.streams.uploads.model import UploadReportRow
@@ -32,6 +33,8 @@ class BulletinData:
     kiosks: list[KioskReportRow]
     details: dict[str, InstitutionDetail]
     table_names: dict[str, str]
+    hotline: HotlineInputs | None = None
+    """The 12320 centres' month; None: the section is not shown."""
 
 
 async def load_bulletin_data(conn: Connection, month: date, org_code: str | None) -> BulletinData:
@@ -46,7 +49,8 @@ async def load_bulletin_data(conn: Connection, month: date, org_code: str | None
         kiosks = await kiosks_report(conn, month, org_code)
         details = await _details(conn, month, org_code)
         names = {r["table_code"]: r["name"] for r in await conn.fetch("SELECT table_code, name FROM cur_tables")}
-    return BulletinData(month, org_code, districts, hospitals, kiosks, details, names)
+        hotline = await hotline_bulletin_inputs(conn, month, org_code)
+    return BulletinData(month, org_code, districts, hospitals, kiosks, details, names, hotline=hotline)
 
 
 async def _details(conn: Connection, month: date, org_code: str | None) -> dict[str, InstitutionDetail]:

@@ -1,6 +1,7 @@
 """The bulletin as one self-contained HTML page: embedded CSS, inline SVG, no script, no outside resource.
 
-The page follows the printed bulletin: 数据采集情况（区）, 数据采集情况（医院）and the kiosk table
+The page follows the printed bulletin: the 12320 hotline (sections/hotline.html.j2, from
+bulletin/hotline.py), 数据采集情况（区）, 数据采集情况（医院）and the kiosk table
 自助智能医疗服务终端使用情况表, in that order and with their columns in the printed order (the
 hospital table in its consistent reading, see the reference NOTES), then the charts that only a
 stream can draw and each institution's problem list. Jinja2 autoescapes every value, so an
@@ -19,6 +20,7 @@ import jinja2
 from markupsafe import Markup
 
 from services.bulletin import charts, fmt
+from services.bulletin.hotline import hotline_problems, hotline_view
 from services.bulletin.problems import (
     KIND_LABELS,
     InstitutionDetail,
@@ -34,7 +36,7 @@ from services.contract.models import InstitutionKind
 from services.streams.kiosk.model import KioskReportRow
 from services.streams.uploads.model import UploadReportRow
 
-KIND_NAMES = {InstitutionKind.DISTRICT: "区", InstitutionKind.HOSPITAL: "医院"}
+KIND_NAMES = {InstitutionKind.DISTRICT: "区", InstitutionKind.HOSPITAL: "医院", InstitutionKind.HOTLINE: "12320热线"}
 
 
 @functools.cache
@@ -59,10 +61,11 @@ def render_html(data: BulletinData, *, now: datetime, zone: ZoneInfo, conformanc
     span = month_span(data.month, now, zone)
     uploads = [*data.districts, *data.hospitals]
     found = find_problems(uploads, data.kiosks, data.details, data.table_names, span, conformance_threshold)
+    found += hotline_problems(data.hotline, span)
     month_label = f"{data.month.year}年{data.month.month}月"
     scope = "全部接入单位 all institutions"
     if data.org_code is not None:
-        own = next((r.name for r in uploads if r.org_code == data.org_code), data.org_code)
+        own = next((r.name for r in found if r.org_code == data.org_code), data.org_code)
         scope = f"{own}（{data.org_code}）"
     counts = problem_counts(found)
     return (
@@ -85,6 +88,7 @@ def render_html(data: BulletinData, *, now: datetime, zone: ZoneInfo, conformanc
             problems=found,
             charts=_charts(data, span, conformance_threshold),
             kind_names=KIND_NAMES,
+            hotline=hotline_view(data.hotline, scoped=data.org_code is not None),
         )
     )
 
