@@ -69,10 +69,14 @@ def centre_title(name: str) -> str:
 
 
 def short_city(row: HotlineRow) -> str:
-    """南京市 → 南京, as the province sentence names a city; the centre's name when its city is unknown."""
+    """南京市 → 南京, as the province sentence names a city.
+
+    A centre whose city is unknown is named by its own name less the line's number (无锡12320 →
+    无锡): a number right before the count of calls would read as part of it.
+    """
     if row.city:
         return row.city.removesuffix("市") or row.city
-    return row.name
+    return row.name.removesuffix("12320") or row.name
 
 
 def centre_paragraph(row: HotlineRow, month: date) -> str:
