@@ -12,7 +12,9 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import os
 import random
+import sys
 from collections import Counter
 from datetime import datetime, timedelta
 from typing import Any
@@ -216,7 +218,7 @@ def _plain_count(events: list[dict[str, Any]], month: tuple[int, int]) -> dict[s
 
 
 async def test_the_report_is_a_plain_count_of_the_distinct_contacts_of_the_month(
-    collector: httpx.AsyncClient, aggregator: httpx.AsyncClient, db: asyncpg.Connection
+    collector: httpx.AsyncClient, aggregator: httpx.AsyncClient, db: asyncpg.Connection, database_url: str
 ) -> None:
     await _load(collector)
     events, posted = _stream(20200401)
@@ -242,6 +244,17 @@ async def test_the_report_is_a_plain_count_of_the_distinct_contacts_of_the_month
     assert lines[0] == ["org_code", "name", "city", *FIGURES]
     as_text = [["" if r[c] is None else str(r[c]) for c in lines[0]] for r in [*want_rows, want_total]]
     assert lines[1:] == as_text
+
+    # The command prints the same report.
+    env = {**os.environ, "TELEMETRY_DATABASE_URL": database_url, "TELEMETRY_TIMEZONE": "Asia/Shanghai"}
+    command = "from services.cli.main import main; main()"
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", command, "report", "hotline", "--month", "2020-04", "--format", "json",
+        env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    output, errors = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 0, errors.decode()
+    assert orjson.loads(output) == report
 
     # Each token sees its own rows and a total of them: a centre its row, a hospital nothing.
     l2 = await _token(collector, aggregator, "L2")
@@ -270,8 +283,14 @@ async def test_the_bulletin_shows_the_reports_figures_and_lists_a_silent_centre(
     collector: httpx.AsyncClient, aggregator: httpx.AsyncClient, db: asyncpg.Connection
 ) -> None:
     await _load(collector)
-    # L1 on every day of April; L2 on April 1-9 and 20-30 only; L3 never.
+    # L1 on every day of April, three times the calls of each month before, and no more phone
+    # appointments than March's two; L2 on April 1-9 and 20-30 only; L3 never.
     events = [contact(org_code="L1", occurred_at=f"2020-04-{d:02d}T09:00:00+08:00") for d in range(1, 31)]
+    for month in (1, 2, 3):
+        events += [contact(org_code="L1", occurred_at=f"2020-{month:02d}-{d:02d}T09:00:00+08:00") for d in range(1, 11)]
+    events[-2:] = [
+        contact(org_code="L1", category="appointment", occurred_at=f"2020-03-2{d}T09:00:00+08:00") for d in (1, 2)
+    ]
     events += [
         contact(org_code="L2", category="complaint", occurred_at=f"2020-04-{d:02d}T10:00:00+08:00")
         for d in [*range(1, 10), *range(20, 31)]
@@ -296,7 +315,14 @@ async def test_the_bulletin_shows_the_reports_figures_and_lists_a_silent_centre(
         ("hotline_silent_days", "已过 30 天中 10 天无来电或工单（连续 3 天及以上）", ["4月10日–19日（10天）"])
     ]
     assert listed["L3"] == [("hotline_no_contacts", "已过 30 天，无一天有来电或工单", ["4月1日–30日（30天）"])]
-    assert "L1" not in listed
+    assert listed["L1"] == [
+        ("hotline_category_stopped", "1 个类别上月有、本月为 0", ["电话预约（上月 2 个）"]),
+        (
+            "hotline_calls_outlier",
+            "受理电话 30 个，前三个月平均 10 个（+200%）",
+            ["3月 10 个", "2月 10 个", "1月 10 个"],
+        ),
+    ]
 
 
 # --- the demo month ------------------------------------------------------------------------

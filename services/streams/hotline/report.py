@@ -172,7 +172,7 @@ async def hotline_history(conn: Connection, month: date, org_code: str | None) -
     previous: dict[str, dict[date, dict[str, int]]] = {}
     earliest = months_before(month)[-1]
     for row in await conn.fetch(
-        """SELECT org_code, date_trunc('month', day)::date AS month, category, sum(contacts) AS contacts
+        """SELECT org_code, date_trunc('month', day::timestamp)::date AS month, category, sum(contacts) AS contacts
            FROM hotline_daily
            WHERE day >= $1 AND day < $2 AND ($3::text IS NULL OR org_code = $3)
            GROUP BY 1, 2, 3""",
