@@ -56,6 +56,7 @@ SILENT_RUN_DAYS = 3
 12320 line answers around the clock, but the smallest centres have a quiet day now and then."""
 OUTLIER_SHARE = Fraction(33, 100)
 """Calls off the mean of the previous three months by more than this share (the contract's volume_outlier)."""
+_CALL_FIGURES = frozenset(c.value for c in CALL_CATEGORIES)
 
 
 def _said(figure: str, value: int) -> str:
@@ -110,7 +111,6 @@ class CentreParagraph:
 class HotlineView:
     """What the template shows of the hotline."""
 
-    month_label: str
     short_month: str
     centres: list[CentreParagraph]
     province: str | None
@@ -140,7 +140,6 @@ def hotline_view(inputs: HotlineInputs | None, *, scoped: bool) -> HotlineView |
         if row.org_code in own_city
     ]
     return HotlineView(
-        month_label=f"{month.year}年{month.month}月",
         short_month=f"{month.month}月",
         centres=paragraphs,
         province=None if scoped else province_sentence(rows, total, month),
@@ -165,9 +164,6 @@ def _charts(rows: Sequence[HotlineRow], paragraphs: Sequence[CentreParagraph]) -
             [charts.Bar(label, value, fmt.integer(value)) for label, value in calls], f"{paragraph.title}：来电类别"
         )
     return out
-
-
-_CALL_FIGURES = frozenset(c.value for c in CALL_CATEGORIES)
 
 
 # --- problems ------------------------------------------------------------------------------
