@@ -29,7 +29,7 @@ from services.demo.replay import replay
 from services.storage.reference import read_reference_folder, replace_reference
 from services.streams.kiosk.report import kiosks_report
 from services.streams.uploads.report import uploads_report
-from tests.fixtures.stack import ADMIN_TOKEN, REPO, StackConfig, port_from_env, wait_for
+from tests.fixtures.stack import ADMIN_TOKEN, REPO, StackConfig, free_port, port_from_env, wait_for
 from tests.fixtures.uploads_fold import measured_upload_figures, summarise
 
 pytestmark = pytest.mark.integration
@@ -49,6 +49,8 @@ def _spawn(module: str, config: StackConfig, log_name: str) -> subprocess.Popen[
         "TELEMETRY_CONSUMER_GROUP": config.consumer_group,
         "TELEMETRY_COLLECTOR_PORT": str(COLLECTOR_PORT),
         "TELEMETRY_AGGREGATOR_PORT": str(AGGREGATOR_PORT),
+        # Not the default 9181: another aggregator on the machine (the demo stack) may hold it.
+        "TELEMETRY_AGGREGATOR_METRICS_PORT": str(free_port()),
         # Its own spool: the default is the demo stack's, whose running collector holds it.
         "TELEMETRY_SPOOL_DIR": str(config.spool_dir),
         "TELEMETRY_LOG_LEVEL": "WARNING",
