@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from services.aggregator.app import create_app
-from services.aggregator.gcsettings import tune_for_batches
 from services.aggregator.settings import AggregatorSettings
+from services.gcsettings import tune_for_batches
 from services.logs import configure_logging
 from services.web.serve import serve
 

@@ -1,4 +1,4 @@
-"""The aggregator's garbage-collector settings (services.aggregator.gcsettings)."""
+"""The services' garbage-collector settings (services.gcsettings)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from services.aggregator.gcsettings import YOUNG_THRESHOLD, tune_for_batches
+from services.gcsettings import YOUNG_THRESHOLD, tune_for_batches
 
 
 @pytest.fixture
