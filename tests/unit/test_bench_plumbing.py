@@ -47,6 +47,12 @@ def test_memory_load_renames_every_event_on_every_pass() -> None:
     assert len(seen) == 3 * 6
 
 
+def test_rss_trend_compares_the_first_and_the_last_minute() -> None:
+    samples = [(0.0, 100.0), (30.0, 110.0), (60.0, 90.0), (90.0, 300.0), (150.0, 120.0), (180.0, 124.0)]
+    assert memory._minute_mean(samples, first=True) == pytest.approx(100.0)  # 100, 110, 90
+    assert memory._minute_mean(samples, first=False) == pytest.approx(122.0)  # 120, 124
+
+
 def test_rss_slope_is_mib_per_minute() -> None:
     # 1 MiB more every 30 s is 2 MiB per minute.
     assert memory._slope_mb_per_min([(0.0, 100.0), (30.0, 101.0), (60.0, 102.0)]) == pytest.approx(2.0)
