@@ -64,6 +64,8 @@ class Figure:
     target: float | None = None
     higher_is_better: bool = True
     note: str = ""
+    per_core: float | None = None
+    """The rate per core of CPU the work took, broker included where it is in the path (for ratios)."""
 
     @property
     def met(self) -> bool | None:
@@ -82,6 +84,7 @@ class Figure:
             "target_is": "minimum" if self.higher_is_better else "maximum",
             "met": self.met,
             "note": self.note,
+            "per_core": round(self.per_core) if self.per_core else None,
         }
 
 
@@ -249,6 +252,7 @@ async def collector(opts: Options, mode: str) -> Result:
                                 unit,
                                 target,
                                 note=_cpu_note(rate, usage, "collector", unit) + f", p99 {p99:.0f} ms",
+                                per_core=_per_core(rate, usage, "collector", "kafka"),
                             )
                         )
                         result.details[kind] = phase_details

@@ -91,11 +91,6 @@ def refill(events: list[dict[str, Any]], n: int) -> list[dict[str, Any]]:
     return out
 
 
-def encode(name: str, events: list[dict[str, Any]], received_at: datetime) -> list[OutgoingRecord]:
-    """The records the collector writes for one request of `events` (the collector's own encoder)."""
-    return encode_records(name, events, received_at)
-
-
 def batch_requests(kind: str, events: list[dict[str, Any]], size: int = BATCH) -> list[Request]:
     """`{"events": [...]}` bodies of `size` events (the last partial batch is dropped: equal bodies)."""
     if len(events) < size:

@@ -87,5 +87,15 @@ def test_ratios_divide_each_figure_by_its_limit_of_the_same_run() -> None:
     }
 
 
+def test_a_ratio_also_compares_per_core_figures_when_both_have_one() -> None:
+    results = [
+        Result("limits", [Figure(limits.FIG_PRODUCER, 100_000, "records/s", per_core=250_000)]),
+        Result("collector-batch", [Figure("collector-batch /v1/uploads", 50_000, "events/s", per_core=200_000)]),
+    ]
+    (ratio,) = limits.ratios(results)
+    assert ratio.value == pytest.approx(0.5)
+    assert ratio.note.endswith("per core incl. the broker 200,000 ÷ 250,000 = 0.80")
+
+
 def test_no_ratio_without_the_limit_in_the_same_run() -> None:
     assert limits.ratios([Result("collector-batch", [Figure("collector-batch /v1/uploads", 1.0, "events/s")])]) == []
