@@ -59,26 +59,11 @@ write_pom() {
 EOF
 }
 
-# Skipped when the jars for this exact pom are there (.complete holds the pom's hash).
+# Resolve the tools' jars into $TOOLS_LIBS (once per pom, see resolve_maven_classpath).
 do_install() {
-    command -v mvn >/dev/null || die "mvn not found (apt-get install maven)"
     mkdir -p "$TOOLS_HOME"
     write_pom
-    local hash
-    hash=$(sha256sum "$TOOLS_HOME/pom.xml" | cut -d' ' -f1)
-    if [[ -f $TOOLS_LIBS/.complete && $(<"$TOOLS_LIBS/.complete") == "$hash" ]]; then
-        note "cached: $TOOLS_LIBS ($(find "$TOOLS_LIBS" -name '*.jar' | wc -l) jars)"
-        return 0
-    fi
-    rm -rf "$TOOLS_LIBS.tmp"
-    # Into a temporary dir, then renamed: an interrupted download never looks complete.
-    mvn -B -ntp -f "$TOOLS_HOME/pom.xml" dependency:copy-dependencies \
-        -DincludeScope=runtime -DoutputDirectory="$TOOLS_LIBS.tmp"
-    [[ -f $TOOLS_LIBS.tmp/kafka-tools-$KAFKA_VERSION.jar ]] || die "maven did not deliver kafka-tools-$KAFKA_VERSION.jar"
-    echo "$hash" >"$TOOLS_LIBS.tmp/.complete"
-    rm -rf "$TOOLS_LIBS"
-    mv "$TOOLS_LIBS.tmp" "$TOOLS_LIBS"
-    note "resolved $(find "$TOOLS_LIBS" -name '*.jar' | wc -l) jars into $TOOLS_LIBS"
+    resolve_maven_classpath "$TOOLS_HOME" "$TOOLS_LIBS" "kafka-tools-$KAFKA_VERSION.jar"
 }
 
 case "${1:-}" in
