@@ -1,4 +1,4 @@
-"""The shared pieces of the contract: field types, the event base, reference data.
+"""The shared pieces of the contract: field types, the event base, reference data (v1 and revision 2).
 
 Each stream's own event model and report rows live in its folder (`services/streams/<stream>/
 model.py`), built from the field types here. `schemas/` holds the same contract as JSON
@@ -19,6 +19,7 @@ from pydantic import (
     AfterValidator,
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     GetCoreSchemaHandler,
@@ -30,6 +31,7 @@ from pydantic_core import core_schema
 MAX_BATCH_EVENTS = 1000
 MAX_BODY_BYTES = 1024 * 1024
 MAX_COUNT = 10_000_000
+MAX_BALANCE = 2**63 - 1
 
 _CODE_PATTERN = r"^[A-Za-z0-9._:-]+$"
 _DATE_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
@@ -40,6 +42,7 @@ _AMOUNT_PATTERN = r"^(0|[1-9][0-9]{0,11})(\.[0-9]{1,2})?$"
 _DATE_RE = re.compile(_DATE_PATTERN)
 _TIMESTAMP_RE = re.compile(_TIMESTAMP_PATTERN)
 _AMOUNT_RE = re.compile(_AMOUNT_PATTERN)
+_MONTH_RE = re.compile(r"^[0-9]{4}-(0[1-9]|1[0-2])$")
 
 _DATE_TEXT = "must be a date written YYYY-MM-DD"
 _TIMESTAMP_TEXT = "must be an RFC 3339 timestamp with offset, e.g. 2020-04-01T08:30:00+08:00"
@@ -122,6 +125,18 @@ def _json_integer(value: Any) -> Any:
     return value
 
 
+def _parse_month(value: Any) -> Any:
+    # A month is written YYYY-MM and stands for its first day.
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return value.replace(day=1)
+    if not isinstance(value, str) or not _MONTH_RE.fullmatch(value):
+        raise ValueError("must be a month written YYYY-MM")
+    year, month = int(value[:4]), int(value[5:])
+    if year < 1:
+        raise ValueError("must be a month written YYYY-MM, from year 0001")
+    return date(year, month, 1)
+
+
 def _require_year_range(value: datetime) -> datetime:
     # Years 1 and 9999 parse but cannot be shifted into every time zone.
     if not 1900 <= value.year <= 9998:
@@ -155,13 +170,64 @@ Amount = Annotated[
         )
     ),
 ]
+PlaceName = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+Reason = Annotated[str, StringConstraints(max_length=200)]
+# Reference data only (never on an ingest path): the plain Python check.
+ContractMonth = Annotated[date, BeforeValidator(_parse_month)]
+# A count of everything before a month: any non-negative integer PostgreSQL's bigint holds.
+Balance = Annotated[
+    int,
+    Field(ge=0, le=MAX_BALANCE, strict=True),
+    GetPydanticSchema(_fast_path((core_schema.int_schema(strict=True), _json_integer, None))),
+]
 
 
 class InstitutionKind(StrEnum):
-    """Kind of institution."""
+    """Kind of institution: its role towards the platform's reports (docs/contract-decisions.md).
+
+    `district` and `hospital` are the institutions of the upload and kiosk reports; `hotline`
+    a 12320 hotline centre (revision 2); `other` any other institution the platform knows
+    (one connected to a remote-medicine platform, say), which no v1 report lists.
+    """
 
     DISTRICT = "district"
     HOSPITAL = "hospital"
+    HOTLINE = "hotline"
+    OTHER = "other"
+
+
+class InstitutionLevel(StrEnum):
+    """Level of a medical institution (revision 2): 三级, 二级, 社区卫生服务中心, or none of them."""
+
+    TERTIARY = "tertiary"
+    SECONDARY = "secondary"
+    PRIMARY = "primary"
+    OTHER = "other"
+
+
+class Region(StrEnum):
+    """Where an institution is, seen from the city (revision 2); an empty region is `city`."""
+
+    CITY = "city"
+    METRO = "metro"
+    AIDED = "aided"
+    OTHER = "other"
+
+
+class RemotePlatform(StrEnum):
+    """The four remote-medicine platforms (revision 2)."""
+
+    CONSULTATION = "consultation"
+    ECG = "ecg"
+    LAB = "lab"
+    IMAGING = "imaging"
+
+
+class BalanceMetric(StrEnum):
+    """Cumulative figures that start from an opening balance (revision 2)."""
+
+    APPOINTMENTS = "appointments"
+    REMOTE_CONSULTATIONS = "remote_consultations"
 
 
 class TableCategory(StrEnum):
@@ -201,13 +267,17 @@ class ContractEvent(BaseModel):
 
 
 class InstitutionRow(BaseModel):
-    """Row of institutions.csv."""
+    """Row of institutions.csv; the four attributes of revision 2 are optional (None = unknown)."""
 
     model_config = _STRICT
 
     org_code: Code
     name: Name
     kind: InstitutionKind
+    level: InstitutionLevel | None = None
+    region: Region | None = None
+    city: PlaceName | None = None
+    district: PlaceName | None = None
 
 
 class TableRow(BaseModel):
@@ -239,8 +309,51 @@ class KioskRow(BaseModel):
     org_code: Code
 
 
+class PlatformConnectionRow(BaseModel):
+    """Row of platform_connections.csv: connected from `connected_on`, up to (not on) `disconnected_on`."""
+
+    model_config = _STRICT
+
+    platform: RemotePlatform
+    org_code: Code
+    connected_on: ContractDate
+    disconnected_on: ContractDate | None = None
+
+
+class BookingPlatformRow(BaseModel):
+    """Row of booking_platforms.csv."""
+
+    model_config = _STRICT
+
+    platform_code: Code
+    name: Name
+
+
+class OpeningBalanceRow(BaseModel):
+    """Row of opening_balances.csv: `value` is everything before the month `as_of` (its first day)."""
+
+    model_config = _STRICT
+
+    metric: BalanceMetric
+    as_of: ContractMonth
+    value: Balance
+
+
+class NoUploadDayRow(BaseModel):
+    """Row of no_upload_days.csv: a day on which no upload is expected."""
+
+    model_config = _STRICT
+
+    date: ContractDate
+    reason: Reason = ""
+
+
 class ReferenceSet(BaseModel):
-    """Body of `PUT /v1/admin/reference`; the CSV folder has the same four files."""
+    """Body of `PUT /v1/admin/reference`; the CSV folder has the same files.
+
+    The four arrays of revision 2 are optional, so a v1 body (and a folder of the four v1
+    files) is still a complete reference set.
+    """
 
     model_config = _STRICT
 
@@ -248,3 +361,7 @@ class ReferenceSet(BaseModel):
     tables: list[TableRow]
     declarations: list[DeclarationRow]
     kiosks: list[KioskRow]
+    platform_connections: list[PlatformConnectionRow] = Field(default_factory=list)
+    booking_platforms: list[BookingPlatformRow] = Field(default_factory=list)
+    opening_balances: list[OpeningBalanceRow] = Field(default_factory=list)
+    no_upload_days: list[NoUploadDayRow] = Field(default_factory=list)

@@ -29,7 +29,9 @@ class ReferenceView:
     kiosks: Mapping[str, int]
 
     def required_tables(self, kind: InstitutionKind) -> int:
-        """How many tables an institution of `kind` must upload."""
+        """How many tables an institution of `kind` must upload (none of a hotline or other institution)."""
+        if kind not in (InstitutionKind.DISTRICT, InstitutionKind.HOSPITAL):
+            return 0
         wanted = {RequiredFor.BOTH, RequiredFor(kind.value)}
         return sum(1 for req in self.table_required_for.values() if req in wanted)
 

@@ -30,6 +30,9 @@ pytestmark = pytest.mark.integration
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 # 07:00 on the first morning after the demo month: the batch for 30 April is in.
 AFTER_THE_MONTH = datetime(2020, 5, 1, 7, 0, tzinfo=SHANGHAI)
+# The institutions of the upload reports in the demo reference set: 12 districts and 48
+# hospitals (the gauges are theirs; hotline centres and other institutions upload nothing).
+UPLOAD_INSTITUTIONS = 12 + 48
 INSTITUTION_GAUGES = (
     "aggregator_institution_upload_days",
     "aggregator_institution_table_coverage_ratio",
@@ -81,7 +84,7 @@ async def test_gauges_are_the_reports_figures(demo_pool: asyncpg.Pool) -> None:
             *await uploads_report(conn, DEMO_MONTH, InstitutionKind.HOSPITAL, None),
         ]
         kiosk_rows = {r.org_code: r for r in await kiosks_report(conn, DEMO_MONTH, None) if r.org_code}
-    assert len(rows) == 59
+    assert len(rows) == UPLOAD_INSTITUTIONS
 
     def gauge(name: str) -> dict[str, float]:
         return {dict(k)["org_code"]: v for k, v in _samples(registry, name).items()}
@@ -134,7 +137,7 @@ async def test_scheduled_business_date_is_the_latest_nightly_batch(demo_pool: as
 async def test_labels_are_bounded(demo_pool: asyncpg.Pool) -> None:
     monitor, metrics = _monitor(demo_pool)
     await monitor.refresh(now=AFTER_THE_MONTH)
-    institutions = 59
+    institutions = UPLOAD_INSTITUTIONS
     for name in INSTITUTION_GAUGES:
         samples = _samples(metrics.registry, name)
         assert {tuple(k for k, _ in labels) for labels in samples} <= {("kind", "org_code")}, name
@@ -178,7 +181,7 @@ async def test_a_failing_refresh_keeps_the_last_figures_and_is_counted(demo_data
         await wait_for(counted, "refresh errors counted")
     finally:
         await monitor.stop()
-    assert len(_samples(metrics.registry, "aggregator_institution_upload_days")) == 59
+    assert len(_samples(metrics.registry, "aggregator_institution_upload_days")) == UPLOAD_INSTITUTIONS
 
 
 async def test_the_aggregator_refreshes_its_gauges_in_the_background(

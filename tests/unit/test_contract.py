@@ -105,6 +105,9 @@ _ODD_VALUES: list[Any] = [
     1e3,
     10_000_000,
     10_000_001,
+    2**63 - 1,
+    2**63,
+    float(2**62),
     "5",
     "",
     b"2020-04-01",
@@ -181,8 +184,12 @@ def _outcome(adapter: TypeAdapter[Any], value: Any) -> tuple[str, Any]:
             models.Count,
             Annotated[int, BeforeValidator(models._json_integer), Field(ge=0, le=models.MAX_COUNT, strict=True)],
         ),
+        (
+            models.Balance,
+            Annotated[int, BeforeValidator(models._json_integer), Field(ge=0, le=models.MAX_BALANCE, strict=True)],
+        ),
     ],
-    ids=["Timestamp", "ContractDate", "Amount", "Count"],
+    ids=["Timestamp", "ContractDate", "Amount", "Count", "Balance"],
 )
 def test_fast_path_types_answer_as_their_python_checks(fast: Any, plain: Any) -> None:
     fast_adapter, plain_adapter = TypeAdapter(list[fast]), TypeAdapter(list[plain])
