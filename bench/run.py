@@ -106,8 +106,8 @@ def parse_args(argv: list[str] | None = None) -> tuple[list[str], Options]:
     parser.add_argument(
         "benchmark",
         nargs="*",
-        default=["all"],
-        choices=[*BENCHMARKS, "all", "clean"],
+        # Checked below, not with `choices`: Python 3.11's argparse refuses an empty list against them.
+        metavar="{" + ",".join([*BENCHMARKS, "all", "clean"]) + "}",
         help="what to run, in this order (several: one run, with ratios to `limits` when it is among them); "
         "`all` is every benchmark but memory; `clean` removes databases and topics left by killed runs",
     )
@@ -158,10 +158,14 @@ def parse_args(argv: list[str] | None = None) -> tuple[list[str], Options]:
         parser.error("--probes must be between 1 and 5000")
     if not 0.5 <= args.minutes <= 120:
         parser.error("--minutes must be between 0.5 and 120")
-    if "clean" in args.benchmark and args.benchmark != ["clean"]:
+    asked = args.benchmark or ["all"]
+    unknown = [name for name in asked if name not in (*BENCHMARKS, "all", "clean")]
+    if unknown:
+        parser.error(f"unknown benchmark {', '.join(unknown)}; choose from {', '.join([*BENCHMARKS, 'all', 'clean'])}")
+    if "clean" in asked and asked != ["clean"]:
         parser.error("clean runs alone")
     names: list[str] = []
-    for name in args.benchmark:
+    for name in asked:
         for one in ALL if name == "all" else [name]:
             if one not in names:
                 names.append(one)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from bench import limits, memory, workload
+from bench import limits, memory, run, workload
 from bench.benchmarks import Figure, Result
 from services.streams import STREAMS, Stream
 
@@ -99,3 +99,14 @@ def test_a_ratio_also_compares_per_core_figures_when_both_have_one() -> None:
 
 def test_no_ratio_without_the_limit_in_the_same_run() -> None:
     assert limits.ratios([Result("collector-batch", [Figure("collector-batch /v1/uploads", 1.0, "events/s")])]) == []
+
+
+def test_all_runs_the_limits_first_and_not_the_long_memory_run() -> None:
+    for argv in ([], ["all"]):
+        names, _ = run.parse_args(argv)
+        assert names[0] == "limits"
+        assert "memory" not in names
+        assert "collector-batch" in names
+    assert run.parse_args(["collector-single", "limits", "collector-single"])[0] == ["collector-single", "limits"]
+    with pytest.raises(SystemExit):
+        run.parse_args(["nope"])
