@@ -28,10 +28,10 @@ from aiokafka import ConsumerRecord
 
 from bench.workload import demo_stream, topic_records
 from services.aggregator.decoding import DeadLetter, decode_into
-from services.aggregator.gcsettings import tune_for_batches
 from services.aggregator.store import copy_text, first_of_each_key
 from services.collector.ingest import authorize, parse_events, validate_events
 from services.contract.envelope import encode_records
+from services.gcsettings import tune_for_batches
 from services.storage.reference import ReferenceSnapshot, read_reference_folder
 from services.streams import STREAMS, ConsumedEvent
 from services.streams.rollups import Deltas

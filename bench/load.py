@@ -27,6 +27,7 @@ import orjson
 from bench.workload import Request
 
 LUA = Path(__file__).resolve().parent / "wrk" / "requests.lua"
+PACED_LUA = LUA.with_name("paced.lua")
 
 
 @dataclass
@@ -74,9 +75,20 @@ def ensure_wrk() -> str | None:
 
 
 def run_wrk(
-    wrk: str, url: str, requests_file: Path, *, seconds: float, connections: int, threads: int = 1
+    wrk: str,
+    url: str,
+    requests_file: Path,
+    *,
+    seconds: float,
+    connections: int,
+    threads: int = 1,
+    rate_per_s: float | None = None,
 ) -> LoadResult:
-    """Run wrk for `seconds` against `url` with the prepared requests; bounded by a hard timeout."""
+    """Run wrk for `seconds` against `url` with the prepared requests; bounded by a hard timeout.
+
+    With `rate_per_s`, the requests leave on a fixed schedule (bench/wrk/paced.lua) instead of
+    as fast as the answers come back.
+    """
     cmd = [
         wrk,
         f"-t{threads}",
@@ -85,10 +97,11 @@ def run_wrk(
         "--timeout",
         "30s",
         "-s",
-        str(LUA),
+        str(PACED_LUA if rate_per_s else LUA),
         url,
         "--",
         str(requests_file),
+        *([f"{rate_per_s / threads:g}"] if rate_per_s else []),
     ]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
@@ -102,7 +115,7 @@ def run_wrk(
     errors = doc["connect_errors"] + doc["read_errors"] + doc["write_errors"] + doc["non_2xx"] + doc["timeouts"]
     lat = doc["latency_us"]
     return LoadResult(
-        tool=f"wrk -t{threads} -c{connections}",
+        tool=f"wrk -t{threads} -c{connections}" + (f" paced {rate_per_s:g}/s" if rate_per_s else ""),
         requests=doc["requests"],
         ok=doc["requests"] - doc["non_2xx"],
         errors=errors,

@@ -1,4 +1,4 @@
-"""`python -m bench.run [collector-batch|collector-single|aggregator|latency|demo|all] [--seconds N]`.
+"""`python -m bench.run [limits|collector-batch|collector-single|aggregator|latency|demo|memory|all ...] [--seconds N]`.
 
 Prints a table of figures against their targets and writes the full results (figures, CPU per
 component, load-generator statistics, optional profiles) to bench/results/<time>-<name>.json.
@@ -21,7 +21,7 @@ from typing import Any
 import orjson
 import uvloop
 
-from bench import benchmarks
+from bench import benchmarks, limits, memory
 from bench.benchmarks import Options, Result
 from bench.cpu import machine_busy_percent
 from bench.load import ensure_wrk
@@ -31,12 +31,17 @@ RESULTS = Path(__file__).resolve().parent / "results"
 BUSY_WARNING = 25.0  # percent of one core used by others before a benchmark starts
 
 BENCHMARKS: dict[str, Callable[[Options], Awaitable[Result]]] = {
+    # First: the limits the later figures of the same run are divided by.
+    "limits": limits.limits,
     "collector-batch": lambda o: benchmarks.collector(o, "batch"),
     "collector-single": lambda o: benchmarks.collector(o, "single"),
     "aggregator": benchmarks.aggregator,
     "latency": benchmarks.latency,
     "demo": benchmarks.demo,
+    "memory": memory.memory,
 }
+# `all`: everything but the long memory run (10 minutes by default).
+ALL = [name for name in BENCHMARKS if name != "memory"]
 
 CAVEAT = (
     "All figures: one 2-core machine shared by the load generator, Kafka, PostgreSQL and the services "
@@ -68,6 +73,10 @@ def _format_value(value: float, unit: str) -> str:
         return f"{value:,.1f} s"
     if unit == "ms":
         return f"{value:,.0f} ms"
+    if unit == "×":
+        return f"{value:.2f} ×"
+    if unit == "%":
+        return f"{value:.1f} %"
     return f"{value:,.0f} {unit}"
 
 
@@ -96,10 +105,11 @@ def parse_args(argv: list[str] | None = None) -> tuple[list[str], Options]:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n\n")[1])
     parser.add_argument(
         "benchmark",
-        nargs="?",
-        default="all",
-        choices=[*BENCHMARKS, "all", "clean"],
-        help="what to run; `clean` removes databases and topics left by killed runs",
+        nargs="*",
+        # Checked below, not with `choices`: Python 3.11's argparse refuses an empty list against them.
+        metavar="{" + ",".join([*BENCHMARKS, "all", "clean"]) + "}",
+        help="what to run, in this order (several: one run, with ratios to `limits` when it is among them); "
+        "`all` is every benchmark but memory; `clean` removes databases and topics left by killed runs",
     )
     parser.add_argument(
         "--seconds",
@@ -116,6 +126,22 @@ def parse_args(argv: list[str] | None = None) -> tuple[list[str], Options]:
     )
     parser.add_argument("--batch-connections", type=int, default=8, help="connections for 1,000-event batches")
     parser.add_argument("--single-connections", type=int, default=64, help="connections for single events")
+    parser.add_argument(
+        "--single-rate",
+        type=float,
+        default=10_000,
+        help="collector-single also posts at this fixed rate and reports its p99 (0: skip; default 10000)",
+    )
+    parser.add_argument(
+        "--paced-connections", type=int, default=256, help="connections for the fixed-rate phase (default 256)"
+    )
+    parser.add_argument("--minutes", type=float, default=10.0, help="memory: how long the load runs (default 10)")
+    parser.add_argument(
+        "--memory-rate",
+        type=float,
+        default=memory.DEFAULT_RATE,
+        help=f"memory: events/s offered (default {memory.DEFAULT_RATE:,.0f}, twice the aggregator's target)",
+    )
     parser.add_argument("--profile", action="store_true", help="sample the service under test with py-spy")
     parser.add_argument(
         "--wait-quiet",
@@ -130,7 +156,19 @@ def parse_args(argv: list[str] | None = None) -> tuple[list[str], Options]:
         parser.error("--seconds must be between 1 and 600")
     if not 1 <= args.probes <= 5_000:
         parser.error("--probes must be between 1 and 5000")
-    names = list(BENCHMARKS) if args.benchmark == "all" else [args.benchmark]
+    if not 0.5 <= args.minutes <= 120:
+        parser.error("--minutes must be between 0.5 and 120")
+    asked = args.benchmark or ["all"]
+    unknown = [name for name in asked if name not in (*BENCHMARKS, "all", "clean")]
+    if unknown:
+        parser.error(f"unknown benchmark {', '.join(unknown)}; choose from {', '.join([*BENCHMARKS, 'all', 'clean'])}")
+    if "clean" in asked and asked != ["clean"]:
+        parser.error("clean runs alone")
+    names: list[str] = []
+    for name in asked:
+        for one in ALL if name == "all" else [name]:
+            if one not in names:
+                names.append(one)
     opts = Options(
         seconds=args.seconds,
         results_dir=RESULTS,
@@ -141,6 +179,10 @@ def parse_args(argv: list[str] | None = None) -> tuple[list[str], Options]:
         batch_connections=args.batch_connections,
         single_connections=args.single_connections,
         wait_quiet_s=min(max(args.wait_quiet, 0.0), 3600.0),
+        single_rate=max(args.single_rate, 0.0),
+        paced_connections=args.paced_connections,
+        minutes=args.minutes,
+        memory_rate=args.memory_rate,
     )
     return names, opts
 
@@ -191,6 +233,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"removed {removed}")
         return 0
     results = uvloop.run(run(names, opts))
+    ratio_figures = limits.ratios(results)
+    if ratio_figures:
+        results.append(Result("ratios", ratio_figures))
+        path = opts.results_dir / f"{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}-ratios.json"
+        path.write_bytes(orjson.dumps({"figures": [f.as_dict() for f in ratio_figures]}, option=orjson.OPT_INDENT_2))
     print_table(results)
     return 1 if any("error" in r.details for r in results) else 0
 

@@ -7,7 +7,7 @@ kiosk transactions, ~37 institutions in any 1,000 consecutive events (so the col
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,7 +17,7 @@ import orjson
 
 from services.contract.envelope import OutgoingRecord, encode_records
 from services.demo.month import plan_month
-from services.streams import STREAMS
+from services.streams import STREAMS, Stream
 
 PATHS = {name: stream.path for name, stream in STREAMS.items()}
 BATCH = 1_000
@@ -43,18 +43,58 @@ def collect(uploads: int, kiosk: int) -> tuple[list[dict[str, Any]], list[dict[s
 
     The month has only ~85 k upload events, so more than that cannot be asked for.
     """
-    got: dict[str, list[dict[str, Any]]] = {"upload": [], "kiosk": []}
-    want = {"upload": uploads, "kiosk": kiosk}
-    for kind, event in demo_stream():
-        if len(got[kind]) < want[kind]:
-            got[kind].append(event)
-            if all(len(got[k]) >= want[k] for k in want):
-                break
+    got = collect_streams({"upload": uploads, "kiosk": kiosk}, examples=False)
     return got["upload"], got["kiosk"]
+
+
+def collect_streams(
+    want: int | dict[str, int], *, examples: bool = True, streams: Iterable[Stream[Any]] | None = None
+) -> dict[str, list[dict[str, Any]]]:
+    """Up to `want` events of each registered stream (or of `streams`), in registry order.
+
+    From the demo month where it has events of the stream (real institutions, tables and kiosks,
+    and its arrival order); a stream the demo month does not have yet gets events made from its
+    declared example (`from_example`), so a new stream is benchmarked without code here.
+    """
+    names = [s.name for s in streams] if streams is not None else list(STREAMS)
+    wanted = want if isinstance(want, dict) else dict.fromkeys(names, want)
+    got: dict[str, list[dict[str, Any]]] = {name: [] for name in wanted}
+    missing = {name for name, n in wanted.items() if n > 0}
+    for kind, event in demo_stream():
+        bucket = got.get(kind)
+        if bucket is not None and len(bucket) < wanted[kind]:
+            bucket.append(event)
+            if len(bucket) >= wanted[kind]:
+                missing.discard(kind)
+                if not missing:
+                    break
+    if examples:
+        for name, bucket in got.items():
+            if not bucket:
+                bucket.extend(from_example(STREAMS[name], wanted[name]))
+    return got
+
+
+def from_example(stream: Stream[Any], n: int) -> list[dict[str, Any]]:
+    """`n` copies of the stream's declared example, each with its own event_id."""
+    base = str(stream.example["event_id"])
+    return [{**stream.example, "event_id": f"{base}-{i}"[-128:]} for i in range(n)]
+
+
+def refill(events: list[dict[str, Any]], n: int) -> list[dict[str, Any]]:
+    """`events` repeated under new event_ids until there are `n` (a stream with few demo events)."""
+    out = list(events[:n])
+    round_ = 1
+    while events and len(out) < n:
+        out.extend({**e, "event_id": f"{e['event_id']}-r{round_}"[-128:]} for e in events[: n - len(out)])
+        round_ += 1
+    return out
 
 
 def batch_requests(kind: str, events: list[dict[str, Any]], size: int = BATCH) -> list[Request]:
     """`{"events": [...]}` bodies of `size` events (the last partial batch is dropped: equal bodies)."""
+    if len(events) < size:
+        events = refill(events, size)
     return [
         Request(PATHS[kind], orjson.dumps({"events": events[i : i + size]}), size)
         for i in range(0, len(events) - size + 1, size)
@@ -68,7 +108,7 @@ def single_requests(kind: str, events: list[dict[str, Any]]) -> list[Request]:
 
 def stream_batches(limit: int | None = None) -> Iterator[Request]:
     """The demo stream as the replay posts it: per endpoint, batches of 1,000 in arrival order."""
-    buffers: dict[str, list[dict[str, Any]]] = {"upload": [], "kiosk": []}
+    buffers: dict[str, list[dict[str, Any]]] = {name: [] for name in STREAMS}
     for n, (kind, event) in enumerate(demo_stream()):
         if limit is not None and n >= limit:
             break
@@ -96,7 +136,7 @@ def topic_records(limit: int) -> TopicLoad:
     received_at = datetime.now(UTC)
     records: list[OutgoingRecord] = []
     keys: set[tuple[str, str, str]] = set()
-    buffers: dict[str, list[dict[str, Any]]] = {"upload": [], "kiosk": []}
+    buffers: dict[str, list[dict[str, Any]]] = {name: [] for name in STREAMS}
     count = 0
 
     def flush(kind: str) -> None:

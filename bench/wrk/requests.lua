@@ -1,5 +1,6 @@
 -- wrk script: POST prepared bodies in turn, each thread starting at a different one.
 -- Usage: wrk -s bench/wrk/requests.lua <url> -- <requests file>
+-- (bench/wrk/paced.lua adds a fixed request rate: a second argument, requests/s per thread.)
 -- The file (written by bench/workload.py) is the bearer token on the first line, then for
 -- each request a line "PATH LENGTH" followed by LENGTH bytes of JSON body.
 -- Requests are formatted once in init(), so the hot path only hands out prebuilt strings.
@@ -33,6 +34,7 @@ function init(args)
     pos = eol + len + 1
   end
   index = ((thread_no or 0) * 7919) % count
+  pace_per_s = tonumber(args[2])
 end
 
 function request()

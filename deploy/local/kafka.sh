@@ -78,26 +78,10 @@ EOF
 # Resolve the broker's jars into $KAFKA_LIBS; skipped when the jars for this
 # exact pom are already there (.complete holds the pom's hash).
 do_install() {
-    command -v mvn >/dev/null || die "mvn not found (apt-get install maven)"
     command -v "$JAVA" >/dev/null || die "java not found (apt-get install openjdk-17-jre-headless)"
     mkdir -p "$KAFKA_HOME"
     write_pom
-    local hash
-    hash=$(sha256sum "$KAFKA_HOME/pom.xml" | cut -d' ' -f1)
-    if [[ -f $KAFKA_LIBS/.complete && $(<"$KAFKA_LIBS/.complete") == "$hash" ]]; then
-        note "cached: $KAFKA_LIBS ($(find "$KAFKA_LIBS" -name '*.jar' | wc -l) jars)"
-        return 0
-    fi
-    rm -rf "$KAFKA_LIBS.tmp"
-    # Copy into a temporary dir and rename, so an interrupted download never
-    # leaves a half-filled libs dir that looks complete.
-    mvn -B -ntp -f "$KAFKA_HOME/pom.xml" dependency:copy-dependencies \
-        -DincludeScope=runtime -DoutputDirectory="$KAFKA_LIBS.tmp"
-    [[ -f $KAFKA_LIBS.tmp/kafka_2.13-$KAFKA_VERSION.jar ]] || die "maven did not deliver kafka_2.13-$KAFKA_VERSION.jar"
-    echo "$hash" >"$KAFKA_LIBS.tmp/.complete"
-    rm -rf "$KAFKA_LIBS"
-    mv "$KAFKA_LIBS.tmp" "$KAFKA_LIBS"
-    note "resolved $(find "$KAFKA_LIBS" -name '*.jar' | wc -l) jars into $KAFKA_LIBS"
+    resolve_maven_classpath "$KAFKA_HOME" "$KAFKA_LIBS" "kafka_2.13-$KAFKA_VERSION.jar"
 }
 
 # Command-line tools (StorageTool): warnings only, not the broker's config dump.

@@ -197,3 +197,26 @@ log_tail() {
 status_line() {
     printf '%-10s %-7s %-21s %-14s %s\n' "$@"
 }
+
+# resolve_maven_classpath HOME LIBS EXPECTED_JAR
+# Copies the runtime dependencies of HOME/pom.xml (written by the caller) from Maven Central
+# into LIBS; skipped when LIBS holds the jars of this exact pom (.complete has its hash). The
+# jars go to a temporary dir first and are renamed, so an interrupted download never leaves a
+# half-filled dir that looks complete. EXPECTED_JAR is a file name that must be among them.
+resolve_maven_classpath() {
+    local home=$1 libs=$2 expected=$3 hash
+    command -v mvn >/dev/null || die "mvn not found (apt-get install maven)"
+    hash=$(sha256sum "$home/pom.xml" | cut -d' ' -f1)
+    if [[ -f $libs/.complete && $(<"$libs/.complete") == "$hash" ]]; then
+        note "cached: $libs ($(find "$libs" -name '*.jar' | wc -l) jars)"
+        return 0
+    fi
+    rm -rf "$libs.tmp"
+    mvn -B -ntp -f "$home/pom.xml" dependency:copy-dependencies \
+        -DincludeScope=runtime -DoutputDirectory="$libs.tmp"
+    [[ -f $libs.tmp/$expected ]] || die "maven did not deliver $expected"
+    echo "$hash" >"$libs.tmp/.complete"
+    rm -rf "$libs"
+    mv "$libs.tmp" "$libs"
+    note "resolved $(find "$libs" -name '*.jar' | wc -l) jars into $libs"
+}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from services.collector.app import create_app
 from services.collector.settings import CollectorSettings
+from services.gcsettings import tune_for_batches
 from services.logs import configure_logging
 from services.web.serve import serve
 
@@ -12,7 +13,9 @@ def main() -> None:
     """Read settings from the environment and serve."""
     settings = CollectorSettings()
     configure_logging(settings.log_level)
-    serve(create_app(settings), settings.collector_host, settings.collector_port)
+    app = create_app(settings)
+    tune_for_batches()
+    serve(app, settings.collector_host, settings.collector_port)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ and refuse the same documents.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -21,8 +22,11 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    GetCoreSchemaHandler,
+    GetPydanticSchema,
     StringConstraints,
 )
+from pydantic_core import core_schema
 
 MAX_BATCH_EVENTS = 1000
 MAX_BODY_BYTES = 1024 * 1024
@@ -30,12 +34,20 @@ MAX_COUNT = 10_000_000
 MAX_BALANCE = 2**63 - 1
 
 _CODE_PATTERN = r"^[A-Za-z0-9._:-]+$"
-_DATE_RE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
-_TIMESTAMP_RE = re.compile(
+_DATE_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
+_TIMESTAMP_PATTERN = (
     r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?([Zz]|[+-][0-9]{2}:[0-9]{2})$"
 )
-_AMOUNT_RE = re.compile(r"^(0|[1-9][0-9]{0,11})(\.[0-9]{1,2})?$")
+_AMOUNT_PATTERN = r"^(0|[1-9][0-9]{0,11})(\.[0-9]{1,2})?$"
+_DATE_RE = re.compile(_DATE_PATTERN)
+_TIMESTAMP_RE = re.compile(_TIMESTAMP_PATTERN)
+_AMOUNT_RE = re.compile(_AMOUNT_PATTERN)
 _MONTH_RE = re.compile(r"^[0-9]{4}-(0[1-9]|1[0-2])$")
+
+_DATE_TEXT = "must be a date written YYYY-MM-DD"
+_TIMESTAMP_TEXT = "must be an RFC 3339 timestamp with offset, e.g. 2020-04-01T08:30:00+08:00"
+_AMOUNT_TYPE = 'must be a decimal string such as "12.50", never a JSON number'
+_AMOUNT_TEXT = 'must be a decimal string >= 0 with at most 2 fraction digits, e.g. "12.50"'
 
 
 def _require_date_text(value: Any) -> Any:
@@ -43,7 +55,7 @@ def _require_date_text(value: Any) -> Any:
     if isinstance(value, date) and not isinstance(value, datetime):
         return value
     if not isinstance(value, str) or not _DATE_RE.fullmatch(value):
-        raise ValueError("must be a date written YYYY-MM-DD")
+        raise ValueError(_DATE_TEXT)
     return value
 
 
@@ -52,7 +64,7 @@ def _require_timestamp_text(value: Any) -> Any:
     if isinstance(value, datetime):
         return value
     if not isinstance(value, str) or not _TIMESTAMP_RE.fullmatch(value):
-        raise ValueError("must be an RFC 3339 timestamp with offset, e.g. 2020-04-01T08:30:00+08:00")
+        raise ValueError(_TIMESTAMP_TEXT)
     return value
 
 
@@ -62,10 +74,47 @@ def _parse_amount(value: Any) -> Decimal:
     elif isinstance(value, str):
         text = value
     else:
-        raise ValueError('must be a decimal string such as "12.50", never a JSON number')
+        raise ValueError(_AMOUNT_TYPE)
     if not _AMOUNT_RE.fullmatch(text):
-        raise ValueError('must be a decimal string >= 0 with at most 2 fraction digits, e.g. "12.50"')
+        raise ValueError(_AMOUNT_TEXT)
     return Decimal(text)
+
+
+def _fast_path(
+    *steps: tuple[core_schema.CoreSchema, Callable[[Any], Any], str | None],
+) -> Callable[[Any, GetCoreSchemaHandler], core_schema.CoreSchema]:
+    """`BeforeValidator(fallback)` for each step, with its common case checked inside pydantic-core.
+
+    A value the step's `fast` core schema accepts goes straight on (to the next step, then to
+    the field's own validation); anything else is handed to `fallback` in Python, as before.
+    With a message, a value both refuse is one error with that text: what `fallback` says for
+    every value it refuses at that step. Without one, `fallback` accepts every value and the
+    field's own validation refuses. Calling a Python validator with a Python regex for every
+    event's every timestamp, date, count and amount was ~40 % of the collector's validation CPU.
+    """
+
+    def schema(source: Any, handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
+        chain: list[core_schema.CoreSchema] = []
+        for fast, fallback, message in steps:
+            step: core_schema.CoreSchema = core_schema.union_schema(
+                [fast, core_schema.no_info_plain_validator_function(fallback)], mode="left_to_right"
+            )
+            if message is not None:
+                step = core_schema.custom_error_schema(step, "contract_form", custom_error_message=message)
+            chain.append(step)
+        return core_schema.chain_schema([*chain, handler(source)])
+
+    return schema
+
+
+def _text(pattern: str) -> core_schema.CoreSchema:
+    return core_schema.str_schema(pattern=pattern, strict=True)
+
+
+def _amount_type(value: Any) -> Any:
+    if not isinstance(value, str | Decimal):
+        raise ValueError(_AMOUNT_TYPE)
+    return value
 
 
 def _json_integer(value: Any) -> Any:
@@ -98,15 +147,39 @@ def _require_year_range(value: datetime) -> datetime:
 EventId = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=_CODE_PATTERN)]
 Code = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=_CODE_PATTERN)]
 Name = Annotated[str, StringConstraints(min_length=1, max_length=200)]
-Count = Annotated[int, BeforeValidator(_json_integer), Field(ge=0, le=MAX_COUNT, strict=True)]
-ContractDate = Annotated[date, BeforeValidator(_require_date_text)]
-Timestamp = Annotated[AwareDatetime, BeforeValidator(_require_timestamp_text), AfterValidator(_require_year_range)]
-Amount = Annotated[Decimal, BeforeValidator(_parse_amount)]
+# `_fast_path` of each check: the same values accepted and the same problems reported as a
+# BeforeValidator of the function (tests/unit/test_contract.py compares the two).
+Count = Annotated[
+    int,
+    Field(ge=0, le=MAX_COUNT, strict=True),
+    GetPydanticSchema(_fast_path((core_schema.int_schema(strict=True), _json_integer, None))),
+]
+ContractDate = Annotated[date, GetPydanticSchema(_fast_path((_text(_DATE_PATTERN), _require_date_text, _DATE_TEXT)))]
+Timestamp = Annotated[
+    AwareDatetime,
+    GetPydanticSchema(_fast_path((_text(_TIMESTAMP_PATTERN), _require_timestamp_text, _TIMESTAMP_TEXT))),
+    AfterValidator(_require_year_range),
+]
+# Two steps, as `_parse_amount` has two answers: not a string at all, then not an amount's form.
+Amount = Annotated[
+    Decimal,
+    GetPydanticSchema(
+        _fast_path(
+            (core_schema.str_schema(strict=True), _amount_type, _AMOUNT_TYPE),
+            (_text(_AMOUNT_PATTERN), _parse_amount, _AMOUNT_TEXT),
+        )
+    ),
+]
 PlaceName = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 Reason = Annotated[str, StringConstraints(max_length=200)]
+# Reference data only (never on an ingest path): the plain Python check.
 ContractMonth = Annotated[date, BeforeValidator(_parse_month)]
 # A count of everything before a month: any non-negative integer PostgreSQL's bigint holds.
-Balance = Annotated[int, BeforeValidator(_json_integer), Field(ge=0, le=MAX_BALANCE, strict=True)]
+Balance = Annotated[
+    int,
+    Field(ge=0, le=MAX_BALANCE, strict=True),
+    GetPydanticSchema(_fast_path((core_schema.int_schema(strict=True), _json_integer, None))),
+]
 
 
 class InstitutionKind(StrEnum):

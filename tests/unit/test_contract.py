@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import UTC, date, datetime, timedelta, timezone
+from decimal import Decimal
+from typing import Annotated, Any
 
 import pytest
+from pydantic import AfterValidator, AwareDatetime, BeforeValidator, Field, TypeAdapter, ValidationError
 
+from services.contract import models
+from services.contract.validation import field_problems
 from services.streams import STREAMS
 from tests.fixtures.events import kiosk, upload
 from tests.fixtures.streams import schema_validator
@@ -83,3 +88,118 @@ def test_problems_name_index_field_and_reason() -> None:
     _, problems = STREAMS["upload"].validate([upload(), upload(record_count=-1, mode="x"), "not an object"])
     assert {(p.index, p.field) for p in problems} == {(1, "record_count"), (1, "mode"), (2, "(event)")}
     assert all(p.reason for p in problems)
+
+
+# --- the field types' fast paths (services.contract.models._fast_path) ----------------------
+# Each must accept, convert and refuse exactly as the BeforeValidator of its Python check,
+# problem text included; these are values at and past every edge of those checks.
+
+_AWARE = datetime(2020, 4, 1, 8, 30, tzinfo=timezone(timedelta(hours=8)))
+_ODD_VALUES: list[Any] = [
+    None,
+    True,
+    0,
+    -1,
+    1.0,
+    1.5,
+    1e3,
+    10_000_000,
+    10_000_001,
+    2**63 - 1,
+    2**63,
+    float(2**62),
+    "5",
+    "",
+    b"2020-04-01",
+    [],
+    {},
+    Decimal("12.50"),
+    Decimal("1.234"),
+    Decimal("-1"),
+    Decimal("1E+2"),
+    date(2020, 4, 1),
+    _AWARE,
+    _AWARE.replace(tzinfo=None),
+    datetime(1899, 12, 31, tzinfo=UTC),
+]
+_TEXTS = [
+    "2020-04-01",
+    "2020-4-1",
+    "2020-02-30",
+    "2020-04-01\n",
+    " 2020-04-01",
+    "2020-04-01T08:30:00+08:00",
+    "2020-04-01t08:30:00z",
+    "2020-04-01T08:30:00.123456789Z",
+    "2020-04-01T08:30:00.1234567890Z",
+    "2020-04-01T08:30:00.Z",
+    "2020-04-01T08:30+08:00",
+    "2020-04-01 08:30:00+08:00",
+    "2020-04-01T08:30:00+0800",
+    "2020-04-01T08:30:00",
+    "2020-04-01T24:00:00Z",
+    "2020-13-01T00:00:00Z",
+    "1899-12-31T23:59:59Z",
+    "1900-01-01T00:00:00+23:59",
+    "9998-12-31T23:59:59-23:59",
+    "9999-01-01T00:00:00Z",
+    "1585706400",
+    "0",
+    "12",
+    "12.5",
+    "12.50",
+    "12.505",
+    "01.00",
+    "-1.00",
+    "1e3",
+    "NaN",
+    "999999999999.99",
+    "1000000000000.00",
+    "٣",
+    "12.50\n",
+]
+
+
+def _outcome(adapter: TypeAdapter[Any], value: Any) -> tuple[str, Any]:
+    try:
+        return "ok", adapter.validate_python(value)
+    except ValidationError as exc:
+        return "refused", [problem.reason for problem in field_problems(exc)]
+
+
+@pytest.mark.parametrize(
+    ("fast", "plain"),
+    [
+        (
+            models.Timestamp,
+            Annotated[
+                AwareDatetime,
+                BeforeValidator(models._require_timestamp_text),
+                AfterValidator(models._require_year_range),
+            ],
+        ),
+        (models.ContractDate, Annotated[date, BeforeValidator(models._require_date_text)]),
+        (models.Amount, Annotated[Decimal, BeforeValidator(models._parse_amount)]),
+        (
+            models.Count,
+            Annotated[int, BeforeValidator(models._json_integer), Field(ge=0, le=models.MAX_COUNT, strict=True)],
+        ),
+        (
+            models.Balance,
+            Annotated[int, BeforeValidator(models._json_integer), Field(ge=0, le=models.MAX_BALANCE, strict=True)],
+        ),
+    ],
+    ids=["Timestamp", "ContractDate", "Amount", "Count", "Balance"],
+)
+def test_fast_path_types_answer_as_their_python_checks(fast: Any, plain: Any) -> None:
+    fast_adapter, plain_adapter = TypeAdapter(list[fast]), TypeAdapter(list[plain])
+    accepted = 0
+    for value in [*_ODD_VALUES, *_TEXTS]:
+        got, want = _outcome(fast_adapter, [value]), _outcome(plain_adapter, [value])
+        assert got == want, value
+        if want[0] == "ok":
+            assert type(got[1][0]) is type(want[1][0]), value
+            if isinstance(want[1][0], Decimal):
+                assert str(got[1][0]) == str(want[1][0]), value  # the same scale: "12.50" stays so
+            accepted += 1
+    assert accepted > 0

@@ -1,13 +1,15 @@
-"""The aggregator's garbage-collector settings (services.aggregator.gcsettings)."""
+"""The services' garbage-collector and malloc settings (services.gcsettings, services.mallocsettings)."""
 
 from __future__ import annotations
 
 import gc
+import platform
 from collections.abc import Iterator
 
 import pytest
 
-from services.aggregator.gcsettings import YOUNG_THRESHOLD, tune_for_batches
+from services.gcsettings import YOUNG_THRESHOLD, tune_for_batches
+from services.mallocsettings import fix_mmap_threshold
 
 
 @pytest.fixture
@@ -39,3 +41,9 @@ def test_cycles_are_still_collected_automatically() -> None:
     for _ in range(3 * YOUNG_THRESHOLD):
         Node()
     assert sum(s["collected"] for s in gc.get_stats()) - collected_before >= YOUNG_THRESHOLD
+
+
+def test_the_mmap_threshold_is_fixed_on_glibc() -> None:
+    # This machine (and the services' image) runs glibc: mallopt must take the setting.
+    assert platform.libc_ver()[0] == "glibc"
+    assert fix_mmap_threshold() is True
