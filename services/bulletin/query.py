@@ -16,6 +16,7 @@ from services.reports.common import next_month
 from services.storage.connection import Connection
 from services.streams.kiosk.model import KioskReportRow
 from services.streams.kiosk.report import kiosks_report
+from services.streams.remote_uploads.report import RemoteMonth, load_remote_month
 from services.streams.uploads.model import UploadReportRow
 from services.streams.uploads.report import uploads_report
 
@@ -32,6 +33,8 @@ class BulletinData:
     kiosks: list[KioskReportRow]
     details: dict[str, InstitutionDetail]
     table_names: dict[str, str]
+    remote: RemoteMonth | None = None
+    """The remote-medicine platforms' month (远程医疗系统数据统计)."""
 
 
 async def load_bulletin_data(conn: Connection, month: date, org_code: str | None) -> BulletinData:
@@ -46,7 +49,8 @@ async def load_bulletin_data(conn: Connection, month: date, org_code: str | None
         kiosks = await kiosks_report(conn, month, org_code)
         details = await _details(conn, month, org_code)
         names = {r["table_code"]: r["name"] for r in await conn.fetch("SELECT table_code, name FROM cur_tables")}
-    return BulletinData(month, org_code, districts, hospitals, kiosks, details, names)
+        remote = await load_remote_month(conn, month, org_code)
+    return BulletinData(month, org_code, districts, hospitals, kiosks, details, names, remote=remote)
 
 
 async def _details(conn: Connection, month: date, org_code: str | None) -> dict[str, InstitutionDetail]:
