@@ -18,11 +18,11 @@ import pytest
 from services.bulletin.problems import find_problems, month_span, with_problems
 from services.bulletin.remote_platforms import remote_problems, remote_section
 from services.collector.ingest import validate_events
-from services.contract.models import BalanceMetric, RemotePlatform
+from services.contract.models import RemotePlatform
 from services.streams import STREAMS, ConsumedEvent
 from services.streams.remote_uploads.report import (
     RemoteMonth,
-    days_from_deltas,
+    remote_month_from_deltas,
     remote_report,
     unconnected_uploads,
 )
@@ -124,19 +124,12 @@ def test_the_reason_names_the_platforms_own_keys() -> None:
 
 
 def _month(body: dict[str, Any], events: list[dict[str, Any]], month: date, org: str | None) -> RemoteMonth:
-    """What `load_remote_month` reads, built in memory: the stream's fold of the new events."""
+    """What the report reads, built in memory: the stream's fold of the new (deduplicated) events."""
     deltas = Deltas()
-    new = [e for e in once(events) if org is None or e["org_code"] == org]
-    STREAM.fold([ConsumedEvent(e, RECEIVED, 0, n) for n, e in enumerate(STREAM.validate(new)[0])], SHANGHAI, deltas)
-    ref = snapshot_of(body)
-    balance = ref.opening_balance(BalanceMetric.REMOTE_CONSULTATIONS, month)
-    since = None
-    if balance is not None:
-        rows = deltas.tables.get("remote_upload_daily", {})
-        end = date(2020, 5, 1)
-        since = sum(v[1] for (_, p, d), v in rows.items() if p == "consultation" and balance.as_of <= d < end)
-    names = {i["org_code"]: i["name"] for i in body["institutions"] if org is None or i["org_code"] == org}
-    return RemoteMonth(month, org, ref, names, days_from_deltas(deltas, month), since)
+    consumed = [ConsumedEvent(e, RECEIVED, 0, n) for n, e in enumerate(STREAM.validate(once(events))[0])]
+    STREAM.fold(consumed, SHANGHAI, deltas)
+    names = {i["org_code"]: i["name"] for i in body["institutions"]}
+    return remote_month_from_deltas(deltas, month, snapshot_of(body), names, org)
 
 
 def test_the_months_figures_follow_the_contracts_definitions() -> None:

@@ -157,14 +157,23 @@ def unconnected_uploads(data: RemoteMonth) -> list[UnconnectedUpload]:
     return out
 
 
-def days_from_deltas(deltas: Deltas, month: date) -> dict[DayKey, DaySums]:
-    """The month's rows of `remote_upload_daily` computed in memory from folded events."""
+def remote_month_from_deltas(
+    deltas: Deltas, month: date, ref: ReferenceSnapshot, names: Mapping[str, str], org_code: str | None = None
+) -> RemoteMonth:
+    """What `load_remote_month` reads, computed in memory from folded events (rollup rows not yet stored)."""
     end = next_month(month)
-    return {
-        (org, RemotePlatform(platform), day): tuple(values)
-        for (org, platform, day), values in deltas.tables.get(REMOTE_UPLOAD_DAILY.name, {}).items()
-        if month <= day < end
-    }
+    balance = ref.opening_balance(BalanceMetric.REMOTE_CONSULTATIONS, month)
+    days: dict[DayKey, DaySums] = {}
+    since = 0
+    for (org, platform, day), values in deltas.tables.get(REMOTE_UPLOAD_DAILY.name, {}).items():
+        if org_code is not None and org != org_code:
+            continue
+        if month <= day < end:
+            days[(org, RemotePlatform(platform), day)] = tuple(values)
+        if platform == RemotePlatform.CONSULTATION and balance is not None and balance.as_of <= day < end:
+            since += values[1 + COUNT_KEYS.index("consultations")]
+    visible = {org: name for org, name in names.items() if org_code is None or org == org_code}
+    return RemoteMonth(month, org_code, ref, visible, days, since if balance is not None else None)
 
 
 async def load_remote_month(conn: Connection, month: date, org_code: str | None) -> RemoteMonth:
