@@ -33,8 +33,8 @@ STREAM = base.Stream(
         "events are acknowledged by the broker."
     ),
     example={
-        "event_id": "H0007:RL2020040100001",
-        "org_code": "H0007",
+        "event_id": "D320105:RI2020040100001",
+        "org_code": "D320105",
         "platform": "imaging",
         "uploaded_at": "2020-04-01T09:12:30+08:00",
         "counts": {"reports": 1, "images": 128},
