@@ -38,7 +38,7 @@ PLATFORM_NAMES: Mapping[RemotePlatform, str] = {
     RemotePlatform.IMAGING: "远程影像诊断平台",
 }
 _SHORT: Mapping[RemotePlatform, str] = {
-    RemotePlatform.CONSULTATION: "会诊",
+    RemotePlatform.CONSULTATION: "远程会诊",
     RemotePlatform.ECG: "心电",
     RemotePlatform.LAB: "临检",
     RemotePlatform.IMAGING: "影像",

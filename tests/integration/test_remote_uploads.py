@@ -6,6 +6,10 @@ definitions over the posted events and the reference rows, never the platform's 
 
 from __future__ import annotations
 
+import asyncio
+import json
+import os
+import sys
 from typing import Any
 
 import asyncpg
@@ -161,3 +165,33 @@ async def test_bad_report_parameters_are_422(
     response = await aggregator.get(REPORT, params=params, headers=admin_headers())
     assert response.status_code == status, response.text
     assert response.json()["error"] == "invalid_request"
+
+
+async def _command(database_url: str, *args: str) -> tuple[int, str]:
+    env = {**os.environ, "TELEMETRY_DATABASE_URL": database_url, "TELEMETRY_TIMEZONE": "Asia/Shanghai"}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        "from services.cli.main import main; main()",
+        *args,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    output, _ = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode is not None
+    return proc.returncode, output.decode()
+
+
+async def test_the_command_prints_the_report(
+    collector: httpx.AsyncClient, aggregator: httpx.AsyncClient, db: asyncpg.Connection, database_url: str
+) -> None:
+    events = await _load(collector, db)
+    code, output = await _command(database_url, "report", "remote-platforms", "--month", "2020-04", "--format", "json")
+    assert code == 0, output
+    assert json.loads(output) == expected_report(remote_reference(), events, "2020-04")
+    code, output = await _command(database_url, "report", "remote-platforms", "--month", "2020-04")
+    assert code == 0, output
+    assert "马鞍山某医院" in output  # the top uploaders table
+    code, output = await _command(database_url, "report", "remote-platforms", "--month", "2020-04", "--format", "csv")
+    assert code == 2 and "not one table" in output
