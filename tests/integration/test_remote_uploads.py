@@ -6,10 +6,7 @@ definitions over the posted events and the reference rows, never the platform's 
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
-import sys
 from typing import Any
 
 import asyncpg
@@ -17,6 +14,7 @@ import httpx
 import pytest
 
 from services.aggregator.rebuild import rebuild_rollups
+from tests.fixtures.cli import run_cli
 from tests.fixtures.remote import (
     expected_report,
     expected_unconnected,
@@ -168,19 +166,7 @@ async def test_bad_report_parameters_are_422(
 
 
 async def _command(database_url: str, *args: str) -> tuple[int, str]:
-    env = {**os.environ, "TELEMETRY_DATABASE_URL": database_url, "TELEMETRY_TIMEZONE": "Asia/Shanghai"}
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-c",
-        "from services.cli.main import main; main()",
-        *args,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    output, _ = await asyncio.wait_for(proc.communicate(), 60)
-    assert proc.returncode is not None
-    return proc.returncode, output.decode()
+    return await run_cli({"TELEMETRY_DATABASE_URL": database_url, "TELEMETRY_TIMEZONE": "Asia/Shanghai"}, *args)
 
 
 async def test_the_command_prints_the_report(
