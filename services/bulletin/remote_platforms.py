@@ -207,7 +207,7 @@ def _top_sentence(figures: RemotePlatformFigures, month: int) -> list[Piece]:
         return [Piece(f"{month}月无数据上传。")]
     if len(top) == 1:
         return [
-            Piece(f"{month}月数据上传的是{top[0].name}"),
+            Piece(f"{month}月仅{top[0].name}上传数据，共"),
             Piece(str(top[0].value), "top_uploaders"),
             Piece(f"{unit}。"),
         ]
