@@ -201,3 +201,7 @@ def test_the_bulletin_paragraphs_carry_the_reports_figures() -> None:
     assert "4月数据上传量排名前三的分别是某急救中心44份，丙医院43份，马鞍山某医院43份。" in ecg.text
     scoped = remote_section(_month(body, events, date(2020, 4, 1), "C1"))
     assert scoped.scoped and [row.connected for row in scoped.own] == [False] * 4
+    # Fewer than three uploaders read as such (C1's own figures: 7 ECG cases, nothing else).
+    texts = {p.platform: p.text for p in scoped.paragraphs}
+    assert texts[RemotePlatform.ECG].endswith("4月仅甲区社区卫生服务中心上传数据，共7份。")
+    assert texts[RemotePlatform.LAB].endswith("4月无数据上传。")
