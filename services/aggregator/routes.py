@@ -20,6 +20,8 @@ from services.streams.hotline.model import HotlineReport, HotlineRow
 from services.streams.hotline.report import csv_rows, hotline_report_of
 from services.streams.kiosk.model import KioskReportRow
 from services.streams.kiosk.report import kiosks_report
+from services.streams.remote_uploads.model import RemotePlatformsReport
+from services.streams.remote_uploads.report import remote_platforms_report
 from services.streams.uploads.model import MissingUploadRow, UploadReportRow
 from services.streams.uploads.report import missing_uploads, uploads_report
 from services.web.auth import CurrentPrincipal
@@ -114,6 +116,26 @@ async def get_hotline_report(
         report = await hotline_report_of(conn, first, principal.org_code)
     if format == "csv":
         return _answer(HotlineRow, csv_rows(report), format, f"hotline-{month}")
+    return JsonResponse(report.model_dump(mode="json"))
+
+
+@router.get(
+    "/v1/reports/remote-platforms",
+    tags=["reports"],
+    response_model=RemotePlatformsReport,
+    responses=_REPORT_ERRORS,
+    summary="Monthly figures of the four remote-medicine platforms: connections, volumes, top uploaders",
+)
+async def get_remote_platforms_report(
+    request: Request,
+    principal: CurrentPrincipal,
+    month: Month,
+    format: Annotated[Literal["json"], Query(description="json only: the report is not one table")] = "json",
+) -> Response:
+    """Connections at the month's end (reference data), the month's sums; an institution sees its own figures."""
+    first = _parse_month(month)
+    async with request.app.state.pool.acquire() as conn:
+        report = await remote_platforms_report(conn, first, principal.org_code)
     return JsonResponse(report.model_dump(mode="json"))
 
 

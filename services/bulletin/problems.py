@@ -11,7 +11,9 @@ Checks, in the order an institution's list shows them:
 - `no_uploads` / `days_without_uploads`: days of the month, already over in the platform time
   zone, on which no records arrived;
 - `low_conformance`: real-time and scheduled channels agree less than the threshold;
-- contradictions, figures that cannot all be true at once (`CONTRADICTION_CHECKS`).
+- contradictions, figures that cannot all be true at once (`CONTRADICTION_CHECKS`);
+- `unconnected_remote_upload`: uploads to a remote-medicine platform on days the institution was
+  not connected to it (`remote_platforms.py`; any kind of institution, added by `with_problems`).
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ class ProblemKind(StrEnum):
     LOW_CONFORMANCE = "low_conformance"
     CONTRADICTION = "contradiction"
     VOLUME_CHANGE = "volume_change"
+    UNCONNECTED_REMOTE_UPLOAD = "unconnected_remote_upload"
 
 
 KIND_LABELS: Mapping[ProblemKind, tuple[str, str]] = {
@@ -48,6 +51,7 @@ KIND_LABELS: Mapping[ProblemKind, tuple[str, str]] = {
     ProblemKind.LOW_CONFORMANCE: ("实时与定时数据符合率偏低", "low real-time/scheduled conformance"),
     ProblemKind.CONTRADICTION: ("相互矛盾的数字", "figures that contradict each other"),
     ProblemKind.VOLUME_CHANGE: ("与前几个月相比异常的数量", "figures far off the months before"),
+    ProblemKind.UNCONNECTED_REMOTE_UPLOAD: ("未接入远程医疗平台时的上传", "remote uploads while not connected"),
 }
 
 # check id -> (kind, Chinese title, English title)
@@ -127,6 +131,11 @@ CHECKS: Mapping[str, tuple[ProblemKind, str, str]] = {
         ProblemKind.VOLUME_CHANGE,
         "受理电话与前三个月平均相差超过 33%",
         "calls off the previous three months' mean by more than 33 %",
+    ),
+    "unconnected_remote_upload": (
+        ProblemKind.UNCONNECTED_REMOTE_UPLOAD,
+        "未接入远程医疗平台期间上传数据",
+        "uploads to a remote-medicine platform on days not connected to it",
     ),
 }
 CONTRADICTION_CHECKS = tuple(code for code, (kind, _, _) in CHECKS.items() if kind is ProblemKind.CONTRADICTION)
@@ -343,3 +352,21 @@ def problem_counts(found: Iterable[InstitutionProblems]) -> dict[ProblemKind, tu
                 problems, institutions = counts[kind]
                 counts[kind] = (problems + n, institutions + 1)
     return counts
+
+
+def with_problems(
+    found: Sequence[InstitutionProblems], more: Iterable[InstitutionProblems]
+) -> list[InstitutionProblems]:
+    """`found` with the problems of `more` added: to an institution already listed, or as a new one after them.
+
+    For the checks of other streams, whose institutions need not be in the upload report.
+    """
+    out = {inst.org_code: inst for inst in found}
+    for inst in more:
+        known = out.get(inst.org_code)
+        if known is None:
+            out[inst.org_code] = inst
+        else:
+            problems = sorted((*known.problems, *inst.problems), key=lambda p: _ORDER[p.check])
+            out[inst.org_code] = InstitutionProblems(known.org_code, known.name, known.kind, tuple(problems))
+    return list(out.values())

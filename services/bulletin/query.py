@@ -17,6 +17,7 @@ from services.storage.connection import Connection
 from services.streams.hotline.report import HotlineInputs, hotline_bulletin_inputs
 from services.streams.kiosk.model import KioskReportRow
 from services.streams.kiosk.report import kiosks_report
+from services.streams.remote_uploads.report import RemoteMonth, load_remote_month
 from services.streams.uploads.model import UploadReportRow
 from services.streams.uploads.report import uploads_report
 
@@ -35,6 +36,8 @@ class BulletinData:
     table_names: dict[str, str]
     hotline: HotlineInputs | None = None
     """The 12320 centres' month; None: the section is not shown."""
+    remote: RemoteMonth | None = None
+    """The remote-medicine platforms' month (远程医疗系统数据统计)."""
 
 
 async def load_bulletin_data(conn: Connection, month: date, org_code: str | None) -> BulletinData:
@@ -50,7 +53,8 @@ async def load_bulletin_data(conn: Connection, month: date, org_code: str | None
         details = await _details(conn, month, org_code)
         names = {r["table_code"]: r["name"] for r in await conn.fetch("SELECT table_code, name FROM cur_tables")}
         hotline = await hotline_bulletin_inputs(conn, month, org_code)
-    return BulletinData(month, org_code, districts, hospitals, kiosks, details, names, hotline=hotline)
+        remote = await load_remote_month(conn, month, org_code)
+    return BulletinData(month, org_code, districts, hospitals, kiosks, details, names, hotline=hotline, remote=remote)
 
 
 async def _details(conn: Connection, month: date, org_code: str | None) -> dict[str, InstitutionDetail]:

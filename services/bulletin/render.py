@@ -30,13 +30,20 @@ from services.bulletin.problems import (
     find_problems,
     month_span,
     problem_counts,
+    with_problems,
 )
 from services.bulletin.query import BulletinData
+from services.bulletin.remote_platforms import remote_problems, remote_section
 from services.contract.models import InstitutionKind
 from services.streams.kiosk.model import KioskReportRow
 from services.streams.uploads.model import UploadReportRow
 
-KIND_NAMES = {InstitutionKind.DISTRICT: "区", InstitutionKind.HOSPITAL: "医院", InstitutionKind.HOTLINE: "12320热线"}
+KIND_NAMES = {
+    InstitutionKind.DISTRICT: "区",
+    InstitutionKind.HOSPITAL: "医院",
+    InstitutionKind.HOTLINE: "12320热线",
+    InstitutionKind.OTHER: "其他机构",
+}
 
 
 @functools.cache
@@ -62,6 +69,8 @@ def render_html(data: BulletinData, *, now: datetime, zone: ZoneInfo, conformanc
     uploads = [*data.districts, *data.hospitals]
     found = find_problems(uploads, data.kiosks, data.details, data.table_names, span, conformance_threshold)
     found += hotline_problems(data.hotline, span)
+    if data.remote is not None:
+        found = with_problems(found, remote_problems(data.remote))
     month_label = f"{data.month.year}年{data.month.month}月"
     scope = "全部接入单位 all institutions"
     if data.org_code is not None:
@@ -87,6 +96,7 @@ def render_html(data: BulletinData, *, now: datetime, zone: ZoneInfo, conformanc
             counts=[(KIND_LABELS[kind], *counts[kind]) for kind in ProblemKind],
             problems=found,
             charts=_charts(data, span, conformance_threshold),
+            remote=remote_section(data.remote) if data.remote is not None else None,
             kind_names=KIND_NAMES,
             hotline=hotline_view(data.hotline, scoped=data.org_code is not None),
         )

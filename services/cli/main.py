@@ -214,6 +214,23 @@ def report_hotline(month: Annotated[str, typer.Option(help="YYYY-MM")], fmt: For
         _fail(f"unknown format {fmt!r}; use table, csv or json")
 
 
+@report_app.command("remote-platforms")
+def report_remote_platforms(month: Annotated[str, typer.Option(help="YYYY-MM")], fmt: Format = "table") -> None:
+    """The four remote-medicine platforms of a month (远程医疗系统数据统计): table or json (not one table: no csv)."""
+    from services.streams.remote_uploads.report import remote_platforms_report
+
+    if fmt not in ("table", "json"):
+        _fail(f"format {fmt!r}: the remote-platforms report is not one table; use table or json")
+    first = _month(month)
+    report = _with_db(lambda conn: remote_platforms_report(conn, first, None))
+    if fmt == "json":
+        import orjson
+
+        sys.stdout.write(orjson.dumps(report.model_dump(mode="json"), option=orjson.OPT_INDENT_2).decode() + "\n")
+    else:
+        render.remote_platforms(console, report, f"{month} 远程医疗系统数据统计 remote-medicine platforms")
+
+
 @report_app.command("bulletin")
 def report_bulletin(
     month: Annotated[str, typer.Option(help="YYYY-MM")],
@@ -289,26 +306,33 @@ def demo_check() -> None:
         UNPRINTED,
         compare_hotline_report,
         compare_kiosk_report,
+        compare_remote_report,
         compare_upload_report,
         expected_hotline,
         expected_kiosk_rows,
+        expected_remote_platforms,
         expected_upload_rows,
     )
     from services.demo.reference import build_reference
     from services.streams.hotline.report import hotline_report_of
     from services.streams.kiosk.report import kiosks_report
+    from services.streams.remote_uploads.model import RemotePlatformsReport
+    from services.streams.remote_uploads.report import remote_platforms_report
     from services.streams.uploads.report import uploads_report
 
     april = date(2020, 4, 1)
 
-    async def fetch(conn: Connection) -> tuple[list[UploadReportRow], list[UploadReportRow], list[KioskReportRow]]:
+    async def fetch(
+        conn: Connection,
+    ) -> tuple[list[UploadReportRow], list[UploadReportRow], list[KioskReportRow], RemotePlatformsReport]:
         return (
             await uploads_report(conn, april, InstitutionKind.DISTRICT, None),
             await uploads_report(conn, april, InstitutionKind.HOSPITAL, None),
             await kiosks_report(conn, april, None),
+            await remote_platforms_report(conn, april, None),
         )
 
-    districts, hospitals, kiosks = _with_db(fetch)
+    districts, hospitals, kiosks, remote = _with_db(fetch)
     reference = build_reference()
     checks = {
         "district uploads (数据采集情况（区）)": compare_upload_report(
@@ -319,6 +343,9 @@ def demo_check() -> None:
         ),
         "kiosk use (自助终端使用情况)": compare_kiosk_report(
             expected_kiosk_rows(reference), [r.model_dump(mode="json") for r in kiosks]
+        ),
+        "remote platforms (远程医疗系统数据统计)": compare_remote_report(
+            expected_remote_platforms(reference=reference), remote.model_dump(mode="json")
         ),
     }
     hotline = _with_db(lambda conn: hotline_report_of(conn, april, None))

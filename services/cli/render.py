@@ -13,6 +13,7 @@ from rich.table import Table
 from services.aggregator.deadletters import DeadLetter
 from services.storage.tokens import TokenInfo
 from services.streams.hotline.model import HotlineReport
+from services.streams.remote_uploads.model import RemotePlatformsReport
 from services.streams.uploads.model import MissingUploadRow
 
 _UPLOAD_COLUMNS = [
@@ -91,6 +92,46 @@ def hotline(console: Console, report: HotlineReport, title: str) -> None:
         table.add_row(*(_cell(row, field) for field, _ in _HOTLINE_COLUMNS))
     table.add_row(*(_cell(report.total, field) for field, _ in _HOTLINE_COLUMNS), style="bold")
     console.print(table)
+
+
+_REMOTE_COLUMNS = [
+    ("platform", "平台\nplatform"),
+    ("connected", "接入机构\nconnected"),
+    ("cities", "城市\ncities"),
+    ("districts", "覆盖区\ndistricts"),
+    ("districts_primary", "社区覆盖区\nprimary"),
+    ("consultations", "会诊\nconsultations"),
+    ("cases", "病例\ncases"),
+    ("reports", "报告\nreports"),
+    ("specimens", "标本\nspecimens"),
+    ("images", "图像\nimages"),
+    ("consultations_cumulative", "累计会诊\nto date"),
+]
+
+
+def remote_platforms(console: Console, report: RemotePlatformsReport, title: str) -> None:
+    """Print the remote-platforms report: the figures per platform, connections by place and level, top uploaders."""
+    figures = Table(title=title, header_style="bold")
+    for field, header in _REMOTE_COLUMNS:
+        figures.add_column(header, justify="left" if field == "platform" else "right", no_wrap=True)
+    for platform in report.platforms:
+        figures.add_row(*(_cell(platform, field) for field, _ in _REMOTE_COLUMNS))
+    console.print(figures)
+    places = Table(title="connected at the month's end, by region and level", header_style="bold")
+    for header in ("platform", "region", "level", "count"):
+        places.add_column(header, justify="right" if header == "count" else "left")
+    for platform in report.platforms:
+        for row in platform.by_region_level:
+            level = row.level.value if row.level is not None else "—"
+            places.add_row(platform.platform.value, row.region.value, level, f"{row.count:,}")
+    console.print(places)
+    top = Table(title="top uploaders of the month", header_style="bold")
+    for header in ("platform", "rank", "org_code", "name", "value"):
+        top.add_column(header, justify="right" if header in ("rank", "value") else "left")
+    for platform in report.platforms:
+        for rank, uploader in enumerate(platform.top_uploaders, start=1):
+            top.add_row(platform.platform.value, str(rank), uploader.org_code, uploader.name, f"{uploader.value:,}")
+    console.print(top)
 
 
 def missing(console: Console, rows: Sequence[MissingUploadRow], day: date) -> None:
