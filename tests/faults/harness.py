@@ -41,6 +41,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.partitioner import DefaultPartitioner
 from prometheus_client.parser import text_string_to_metric_families
 
+from services.storage.keys import event_key
 from tests.fixtures.events import REFERENCE
 from tests.fixtures.stack import free_port
 
@@ -941,13 +942,15 @@ async def check_exact(conn: asyncpg.Connection, load: Load, zone: ZoneInfo = PLA
     if load.in_doubt:
         out.append(f"{len(load.in_doubt)} events were never acknowledged (load stopped before their 202)")
     acked = load.acknowledged
-    rows = await conn.fetch("SELECT event_type, org_code, event_id FROM event_keys")
-    stored = {("upload" if r["event_type"] == "upload" else "kiosk", r["org_code"], r["event_id"]) for r in rows}
-    missing, extra = set(acked) - stored, stored - set(acked)
+    # The key store holds digests of (stream, org_code, event_id) (migration 0010).
+    stored = {r["k"] for r in await conn.fetch("SELECT encode(uuid_send(key), 'hex') AS k FROM event_keys")}
+    expected = {event_key(kind, org, event_id): (kind, org, event_id) for kind, org, event_id in acked}
+    missing = sorted(expected[k] for k in set(expected) - stored)
+    extra = sorted(stored - set(expected))
     if missing:
-        out.append(f"{len(missing)} acknowledged events not counted, e.g. {sorted(missing)[:5]}")
+        out.append(f"{len(missing)} acknowledged events not counted, e.g. {missing[:5]}")
     if extra:
-        out.append(f"{len(extra)} events counted that were never acknowledged, e.g. {sorted(extra)[:5]}")
+        out.append(f"{len(extra)} events counted that were never acknowledged, e.g. keys {extra[:5]}")
 
     daily: dict[tuple[str, date], tuple[int, int, int]] = defaultdict(lambda: (0, 0, 0))
     monthly: dict[tuple[str, date, str], tuple[int, int, int]] = defaultdict(lambda: (0, 0, 0))
