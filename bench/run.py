@@ -68,6 +68,8 @@ def _format_value(value: float, unit: str) -> str:
         return f"{value:,.1f} s"
     if unit == "ms":
         return f"{value:,.0f} ms"
+    if unit == "x":
+        return f"{value:.2f} x"
     return f"{value:,.0f} {unit}"
 
 

@@ -22,7 +22,7 @@ from services.storage.keys import event_key
 from services.storage.months import MonthState, ensure_months
 from services.streams import STREAMS, ConsumedEvent, Stream
 from services.streams.copytext import timestamp_text
-from services.streams.months import month_of
+from services.streams.months import MonthOf
 from services.streams.rollups import Deltas
 
 # Events of one stream by (org_code, event_id).
@@ -194,15 +194,15 @@ class StreamWork:
 def prepare(events: list[ConsumedEvent[Any]], zone: tzinfo) -> list[StreamWork]:
     """What a batch asks of the key store, per stream in registry order (pure: before the transaction)."""
     work = []
+    month = MonthOf(zone)
     for name, keyed in first_of_each_key(events).items():
-        stream = STREAMS[name]
-        moment = stream.moment
+        moment = STREAMS[name].moment
         work.append(
             StreamWork(
-                stream,
+                STREAMS[name],
                 list(keyed.values()),
                 [event_key(name, org, event_id) for org, event_id in keyed],
-                [month_of(moment(c.event), zone) for c in keyed.values()],
+                [month(moment(c.event)) for c in keyed.values()],
             )
         )
     return work

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, tzinfo
+from datetime import UTC, date, datetime, tzinfo
 from typing import Any
 
 from services.contract.validation import FieldProblem
@@ -29,6 +29,32 @@ def month_of(moment: datetime, zone: tzinfo) -> date:
 def next_month(month: date) -> date:
     """First day of the month after `month`."""
     return date(month.year + month.month // 12, month.month % 12 + 1, 1)
+
+
+def month_start(month: date, zone: tzinfo) -> datetime:
+    """The instant `month` begins in the platform zone, in UTC."""
+    return datetime(month.year, month.month, 1, tzinfo=zone).astimezone(UTC)
+
+
+class MonthOf:
+    """`month_of` for many events: the last month's bounds are kept, so the events of one
+    month (a batch's usual case) cost two comparisons each instead of a zone conversion."""
+
+    __slots__ = ("_end", "_month", "_start", "_zone")
+
+    def __init__(self, zone: tzinfo) -> None:
+        self._zone = zone
+        self._start = self._end = datetime.max.replace(tzinfo=UTC)
+        self._month = date.min
+
+    def __call__(self, moment: datetime) -> date:
+        """First day of the month holding `moment` in the platform zone."""
+        if self._start <= moment < self._end:
+            return self._month
+        month = month_of(moment, self._zone)
+        self._start, self._end = month_start(month, self._zone), month_start(next_month(month), self._zone)
+        self._month = month
+        return month
 
 
 @dataclass(frozen=True)

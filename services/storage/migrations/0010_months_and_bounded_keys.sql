@@ -99,3 +99,9 @@ BEGIN
     INSERT INTO event_keys (key, month, received_at, applied_at) SELECT key, month, received_at, NULL FROM moved;
 END $$;
 DROP TABLE event_keys_unbounded;
+
+-- The raw tables' (org_code, moment) indexes: no query reads by them (reports read the rollups,
+-- rebuild reads whole tables, the data-quality check by time), and keeping them up cost ~1.3 µs
+-- of PostgreSQL CPU per event of the aggregator's ~13 (bench/README.md, "Aggregator ... issue 12").
+DROP INDEX IF EXISTS upload_events_org_idx;
+DROP INDEX IF EXISTS kiosk_transactions_org_idx;
