@@ -127,6 +127,13 @@ def parse_args(argv: list[str] | None = None) -> tuple[list[str], Options]:
         help=f"before each benchmark wait up to this long for the machine to be under {BUSY_WARNING:.0f}%% busy",
     )
     parser.add_argument("--no-wrk", action="store_true", help="use the Python (httpx) load generator")
+    parser.add_argument(
+        "--prefill-keys",
+        type=int,
+        default=0,
+        metavar="N",
+        help="aggregator: first fill the key store with N keys over 12 closed months (e.g. 50000000)",
+    )
     args = parser.parse_args(argv)
     if not 1 <= args.seconds <= 600:
         parser.error("--seconds must be between 1 and 600")
@@ -143,6 +150,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[list[str], Options]:
         batch_connections=args.batch_connections,
         single_connections=args.single_connections,
         wait_quiet_s=min(max(args.wait_quiet, 0.0), 3600.0),
+        prefill_keys=max(args.prefill_keys, 0),
     )
     return names, opts
 

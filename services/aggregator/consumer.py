@@ -311,7 +311,12 @@ class EventConsumer:
             log.info("months archived while a batch was in hand; taking it again", extra={"months": exc.months})
             self._known_months.difference_update(_month_dates(exc.months))
             if self._archived is not None:
-                await self._archived.reload()
+                try:
+                    await self._archived.reload()
+                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as again:
+                    # The batch comes again either way; the next reload (NOTIFY, timer) catches up.
+                    log.warning("archived months not reloaded", extra={"error": repr(again)})
+                    await asyncio.sleep(1.0)
             self._rewind(polled)
             return False
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
