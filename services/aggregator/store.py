@@ -19,7 +19,7 @@ from services.aggregator.errors import MonthArchivedError
 from services.storage.connection import Connection
 from services.storage.errors import TimeZoneMismatchError
 from services.storage.keys import event_key
-from services.storage.months import MonthState, ensure_months
+from services.storage.months import MonthState, ensure_months, key_partition
 from services.streams import STREAMS, ConsumedEvent, Stream
 from services.streams.copytext import timestamp_text
 from services.streams.months import MonthOf
@@ -264,7 +264,11 @@ async def apply_batch(
                 w.keep([key not in known for key in w.keys])
                 # A key repeated in the batch is one event; in the store, a resend of any month.
             if w.events:
-                await conn.copy_to_table("event_keys", source=io.BytesIO(key_text(w)), columns=_KEY_COLUMNS)
+                # Straight into the month's partition when there is one month (the usual batch):
+                # routing each row through the partitioned table costs the backend CPU too.
+                first = w.months[0]
+                target = key_partition(first) if all(m is first or m == first for m in w.months) else "event_keys"
+                await conn.copy_to_table(target, source=io.BytesIO(key_text(w)), columns=_KEY_COLUMNS)
                 body = io.BytesIO(copy_text(w.stream, w.events))
                 await conn.copy_to_table(
                     w.stream.raw.name, source=body, columns=list(w.stream.raw.columns), format="text"
