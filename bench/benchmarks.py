@@ -52,7 +52,7 @@ TARGET_BATCH_EVENTS_S = 50_000
 TARGET_SINGLE_REQUESTS_S = 5_000
 TARGET_AGGREGATOR_EVENTS_S = 70_000
 TARGET_REFERENCE_RATIO = 0.4
-DEMO_MONTH = date(2020, 4, 1)  # every event of the aggregator's load counts in it
+DEMO_MONTH = date(2020, 4, 1)  # the month of the aggregator's load (a few of its events count in March)
 TARGET_DEMO_S = 60.0
 
 
@@ -378,7 +378,10 @@ async def aggregator(opts: Options) -> Result:
                 await asyncio.sleep(0.1)
             end = time.perf_counter()
             end_cpu = cpu.snapshot(roots) if first is not None else None
-            stored = await conn.fetchval("SELECT count(*) FROM event_keys WHERE month = $1", DEMO_MONTH)
+            # The keys the run stored (the prefill's made with generate_series are not events).
+            stored = await conn.fetchval("SELECT count(*) FROM event_keys") - result.details.get("prefilled", {}).get(
+                "keys", 0
+            )
             metrics = await scrape(svc.metrics_url)
         finally:
             await conn.close()

@@ -262,7 +262,7 @@ async def prefill(database_url: str, total: int, before: date) -> dict[str, floa
             await conn.execute(f"ALTER TABLE {part} DROP CONSTRAINT {part}_pkey")
             await conn.execute(
                 f"""INSERT INTO {part} (key, month, received_at, applied_at)
-                    SELECT md5('prefill/' || $1::text || '/' || i)::uuid, $1, now(), now()
+                    SELECT md5('prefill/' || $1::date::text || '/' || i)::uuid, $1::date, now(), now()
                     FROM generate_series(1, $2::int) AS i""",
                 month,
                 per_month,
