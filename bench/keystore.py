@@ -260,10 +260,13 @@ async def prefill(database_url: str, total: int, before: date) -> dict[str, floa
             part = f"event_keys_{month:%Y_%m}"
             await conn.execute("SELECT ensure_month($1)", month)
             await conn.execute(f"ALTER TABLE {part} DROP CONSTRAINT {part}_pkey")
+            # The same institutions as the load (the reference set's), a year earlier.
             await conn.execute(
                 f"""INSERT INTO {part} (key, month, received_at, applied_at)
-                    SELECT md5('prefill/' || $1::date::text || '/' || i)::uuid, $1::date, now(), now()
-                    FROM generate_series(1, $2::int) AS i""",
+                    SELECT event_key('kiosk', o.orgs[1 + i % cardinality(o.orgs)], 'prefill-' || $1::date || '-' || i),
+                           $1::date, now(), now()
+                    FROM generate_series(1, $2::int) AS i,
+                         (SELECT array_agg(org_code ORDER BY org_code) AS orgs FROM cur_institutions) AS o""",
                 month,
                 per_month,
             )

@@ -64,7 +64,10 @@ def test_every_stream_names_its_moment_field() -> None:
 
 
 def test_keys_are_md5_of_stream_org_and_id_and_tell_them_apart() -> None:
-    assert event_key("upload", "D1", "e-1") == hashlib.md5(b"upload/D1/e-1").hexdigest()
+    org, full = hashlib.md5(b"upload/D1").hexdigest(), hashlib.md5(b"upload/D1/e-1").hexdigest()
+    assert event_key("upload", "D1", "e-1") == org[:12] + full[:20]
+    # An institution's keys share their first 6 bytes (they sit together in each index).
+    assert event_key("upload", "D1", "other")[:12] == org[:12] != event_key("upload", "D2", "e-1")[:12]
     keys = {event_key(*k) for k in [("upload", "D1", "a:b"), ("upload", "D1:a", "b"), ("kiosk", "D1", "a:b")]}
     assert len(keys) == 3
 

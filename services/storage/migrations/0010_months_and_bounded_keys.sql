@@ -15,13 +15,16 @@ CREATE TABLE months (
     CHECK ((state = 'archived') = (archived_at IS NOT NULL))
 );
 
--- The dedupe key of an event: md5 of "<stream>/<org_code>/<event_id>" as a uuid (16 bytes).
--- Stream names are [a-z][a-z0-9_]* and codes [A-Za-z0-9._:-]+, neither holds a '/', so the
--- text is unambiguous. The aggregator computes the same value in Python
--- (services/storage/keys.py); receipts and the tests' checks call this function.
+-- The dedupe key of an event, 16 bytes as a uuid: the first 6 bytes of md5("<stream>/<org_code>"),
+-- then the first 10 of md5("<stream>/<org_code>/<event_id>"). Stream names are [a-z][a-z0-9_]*
+-- and codes [A-Za-z0-9._:-]+, neither holds a '/', so the texts are unambiguous. The
+-- institution's prefix keeps its keys together in every month's index: a batch's lookups and
+-- inserts touch a few pages per institution instead of a random page per key (with 50 million
+-- keys, random keys made each lookup a cache miss). The aggregator computes the same value in
+-- Python (services/storage/keys.py); receipts and the tests' checks call this function.
 CREATE FUNCTION event_key(stream text, org_code text, event_id text) RETURNS uuid
     LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
-    RETURN md5(stream || '/' || org_code || '/' || event_id)::uuid;
+    RETURN (left(md5(stream || '/' || org_code), 12) || left(md5(stream || '/' || org_code || '/' || event_id), 20))::uuid;
 
 -- The key store, one partition per month an event counts in (the first copy's month). A
 -- month's partition is dropped as a whole when the month is archived, never DELETE-scanned.
