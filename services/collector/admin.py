@@ -233,6 +233,8 @@ class MonthListing(BaseModel):
 
 
 _MONTH_PATTERN = r"^[0-9]{4}-(0[1-9]|1[0-2])$"
+# The years timestamps may carry, as the reports take them (docs/contract-decisions.md).
+FIRST_YEAR, LAST_YEAR = 1900, 9998
 
 
 @router.get(
@@ -260,7 +262,10 @@ async def post_month_archive(
 ) -> dict[str, Any]:
     """409 unless the month is closed. Afterwards events of the month are answered 422 (month
     archived), and a resend of its events stamped with another month counts there."""
-    first = date(int(month[:4]), int(month[5:7]), 1)
+    year = int(month[:4])
+    if not FIRST_YEAR <= year <= LAST_YEAR:
+        raise InvalidRequestError(f"month must be in the years {FIRST_YEAR}-{LAST_YEAR}, got {month!r}")
+    first = date(year, int(month[5:7]), 1)
     async with request.app.state.pool.acquire() as conn:
         try:
             archived = await archive_month(conn, first)

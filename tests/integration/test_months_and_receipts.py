@@ -148,6 +148,7 @@ async def test_an_archived_month_refuses_its_events_while_the_open_months_go_on(
     archive = "/v1/admin/months/2020-04/archive"
     assert (await collector.post(archive, headers=admin_headers())).status_code == 409  # still open
     assert (await collector.post("/v1/admin/months/2019-01/archive", headers=admin_headers())).status_code == 404
+    assert (await collector.post("/v1/admin/months/0000-01/archive", headers=admin_headers())).status_code == 422
     institution = await _issue_token(collector, "D1")
     assert (await collector.post(archive, headers={"Authorization": f"Bearer {institution}"})).status_code == 403
     await close_month(db, APRIL)
