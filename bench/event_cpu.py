@@ -3,8 +3,9 @@
     .venv/bin/python -m bench.event_cpu [EVENTS]        # default 200,000 demo events
 
 - aggregator: topic records as the collector writes them (`workload.topic_records`) → decode and
-  validate (`decoding.decode_into`), split by stream and key, COPY text, fold into rollup deltas,
-  and the rollup upserts' parameters: everything `store.apply_batch` computes, without the SQL.
+  validate (`decoding.decode_into`), split by stream and key, keys and months, COPY text (keys,
+  raw rows), fold into rollup deltas, and the rollup upserts' parameters: everything
+  `store.apply_batch` computes, without the SQL.
 - collector: 1,000-event and single-event bodies → parse, authorise, validate against the
   stream's model and the demo reference data, encode the Kafka records (`Intake.accept`'s
   steps, without the publish).
@@ -28,7 +29,7 @@ from aiokafka import ConsumerRecord
 
 from bench.workload import demo_stream, topic_records
 from services.aggregator.decoding import DeadLetter, decode_into
-from services.aggregator.store import copy_text, first_of_each_key
+from services.aggregator.store import copy_text, key_text, prepare
 from services.collector.ingest import authorize, parse_events, validate_events
 from services.contract.envelope import encode_records
 from services.gcsettings import tune_for_batches
@@ -45,10 +46,10 @@ REFERENCE = Path(__file__).resolve().parents[1] / "services" / "demo" / "data" /
 
 def _apply_without_sql(events: list[ConsumedEvent[Any]]) -> None:
     deltas = Deltas()
-    for name, keyed in first_of_each_key(events).items():
-        stream, new = STREAMS[name], list(keyed.values())
-        copy_text(stream, new)
-        stream.fold(new, ZONE, deltas)
+    for work in prepare(events, ZONE):  # keys and months
+        key_text(work)
+        copy_text(work.stream, work.events)
+        work.stream.fold(work.events, ZONE, deltas)
     for table in STREAMS.rollup_tables:
         rows = deltas.tables.get(table.name)
         if rows:

@@ -77,6 +77,8 @@ def _format_value(value: float, unit: str) -> str:
         return f"{value:.2f} ×"
     if unit == "%":
         return f"{value:.1f} %"
+    if unit == "x":
+        return f"{value:.2f} x"
     return f"{value:,.0f} {unit}"
 
 
@@ -151,6 +153,13 @@ def parse_args(argv: list[str] | None = None) -> tuple[list[str], Options]:
         help=f"before each benchmark wait up to this long for the machine to be under {BUSY_WARNING:.0f}%% busy",
     )
     parser.add_argument("--no-wrk", action="store_true", help="use the Python (httpx) load generator")
+    parser.add_argument(
+        "--prefill-keys",
+        type=int,
+        default=0,
+        metavar="N",
+        help="aggregator: first fill the key store with N keys over 12 closed months (e.g. 50000000)",
+    )
     args = parser.parse_args(argv)
     if not 1 <= args.seconds <= 600:
         parser.error("--seconds must be between 1 and 600")
@@ -183,6 +192,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[list[str], Options]:
         paced_connections=args.paced_connections,
         minutes=args.minutes,
         memory_rate=args.memory_rate,
+        prefill_keys=max(args.prefill_keys, 0),
     )
     return names, opts
 

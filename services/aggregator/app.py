@@ -6,17 +6,20 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
 
+import asyncpg
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
-from services.aggregator import routes
+from services.aggregator import receipts, routes
 from services.aggregator.consumer import EventConsumer
 from services.aggregator.metrics import AggregatorMetrics
 from services.aggregator.quality import QualityMonitor
 from services.aggregator.settings import AggregatorSettings
 from services.aggregator.store import check_time_zone
 from services.storage.database import open_pool
+from services.storage.months import archive_due, archived_cache
 from services.topics import ensure_topics, event_topics
 from services.web.auth import Authenticator, token_cache
 from services.web.errors import install_error_handlers
@@ -52,7 +55,9 @@ def create_app(settings: AggregatorSettings, registry: CollectorRegistry | None 
         )
         tokens = token_cache(pool, settings.cache_refresh_s)
         await tokens.start()
-        consumer = EventConsumer(settings, pool, metrics)
+        archived = archived_cache(pool, settings.zone, settings.cache_refresh_s)
+        await archived.start()
+        consumer = EventConsumer(settings, pool, metrics, archived)
         app.state.pool = pool
         app.state.authenticator = Authenticator(settings.admin_token.get_secret_value(), tokens)
         app.state.consumer = consumer
@@ -66,14 +71,18 @@ def create_app(settings: AggregatorSettings, registry: CollectorRegistry | None 
         )
         app.state.metrics_listener = listener
         log.info("metrics listener started", extra={"url": listener.url})
+        archiver = asyncio.create_task(archive_past_horizon(pool, settings), name="archiver")
         try:
             yield
         finally:
+            archiver.cancel()
+            await asyncio.gather(archiver, return_exceptions=True)
             listener.stop()
             await quality.stop()
             consumer.stop()
             await asyncio.gather(app.state.consumer_task, return_exceptions=True)
             await tokens.stop()
+            await archived.stop()
             await pool.close()
 
     app = FastAPI(
@@ -87,8 +96,23 @@ def create_app(settings: AggregatorSettings, registry: CollectorRegistry | None 
     app.state.consumer_task = None
     install_error_handlers(app)
     app.include_router(routes.router)
+    app.include_router(receipts.router)
     app.add_middleware(InstrumentationMiddleware, metrics=metrics.http)
     return app
+
+
+async def archive_past_horizon(pool: asyncpg.Pool, settings: AggregatorSettings) -> None:
+    """Archive the months closed longer than the dedupe horizon, now and every `archive_check_s`."""
+    horizon = timedelta(days=settings.dedupe_horizon_days)
+    while True:
+        try:
+            async with pool.acquire() as conn:
+                done = await archive_due(conn, horizon, datetime.now(UTC))
+            if done:
+                log.info("months archived after the dedupe horizon", extra={"months": [f"{m:%Y-%m}" for m in done]})
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            log.warning("archiving past the horizon failed; will retry", extra={"error": repr(exc)})
+        await asyncio.sleep(settings.archive_check_s)
 
 
 def _report_exit(task: asyncio.Task[None]) -> None:

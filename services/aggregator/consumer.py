@@ -14,6 +14,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Iterable
+from datetime import date
 from zoneinfo import ZoneInfo
 
 import asyncpg
@@ -22,12 +23,22 @@ from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import CommitFailedError, KafkaError, NoOffsetForPartitionError, OffsetOutOfRangeError
 
 from services.aggregator.deadletters import dead_letter_value
-from services.aggregator.decoding import DeadLetter, decode_into, unstorable
+from services.aggregator.decoding import DeadLetter, dead_records, decode_into, refuse_archived, unstorable
+from services.aggregator.errors import MonthArchivedError
 from services.aggregator.intake import Intake, earliest_offsets
 from services.aggregator.metrics import AggregatorMetrics
 from services.aggregator.positions import OutOfRangeReason, recover_position
 from services.aggregator.settings import AggregatorSettings
-from services.aggregator.store import ApplyResult, Batch, apply_batch, reset_offset_beyond_log, stored_offsets
+from services.aggregator.store import (
+    ApplyResult,
+    Batch,
+    apply_batch,
+    record_dead_letters,
+    reset_offset_beyond_log,
+    stored_offsets,
+)
+from services.storage.live import LiveValue
+from services.streams.months import ArchivedMonths
 
 log = logging.getLogger(__name__)
 
@@ -51,11 +62,21 @@ class _SeekToStored(ConsumerRebalanceListener):  # type: ignore[misc]
 class EventConsumer:
     """Consumes the events topic into the database."""
 
-    def __init__(self, settings: AggregatorSettings, pool: asyncpg.Pool, metrics: AggregatorMetrics) -> None:
+    def __init__(
+        self,
+        settings: AggregatorSettings,
+        pool: asyncpg.Pool,
+        metrics: AggregatorMetrics,
+        archived: LiveValue[ArchivedMonths] | None = None,
+    ) -> None:
         self._settings = settings
         self._pool = pool
         self._metrics = metrics
         self._zone = ZoneInfo(settings.timezone)
+        # The archived months (reloaded on NOTIFY): their events are dead letters, not applied.
+        self._archived = archived
+        # Months whose key partition exists (created on a month's first event).
+        self._known_months: set[date] = set()
         self._consumer: AIOKafkaConsumer | None = None
         self._producer: AIOKafkaProducer | None = None
         self._stopping = asyncio.Event()
@@ -242,10 +263,14 @@ class EventConsumer:
         since_yield = 0
         for tp, records in polled.items():
             taken = 0
+            archived = self._archived.value if self._archived is not None else None
             for record in records:
                 if len(batch.events) >= self._settings.max_batch_events and (taken or intake.records):
                     break
+                start = len(batch.events)
                 decode_into(record, batch.events, intake.dead)
+                if archived is not None and archived.months and len(batch.events) > start:
+                    refuse_archived(record, batch.events, start, intake.dead, archived)
                 taken += 1
                 since_yield += 1
                 if since_yield == _RECORDS_PER_YIELD:
@@ -270,20 +295,34 @@ class EventConsumer:
                 self._rewind(polled)
                 await asyncio.sleep(1.0)
                 return False
+        batch.dead = dead_records(intake.dead)
         started = time.perf_counter()
         try:
-            async with self._pool.acquire() as conn:
-                result = await apply_batch(
-                    conn, self._settings.consumer_group, self._settings.events_topic, batch, self._zone
-                )
-        except (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError) as exc:
-            # The data itself cannot be stored: retrying the batch would stall every
-            # partition in it for ever. Apply event by event and dead-letter the ones that fail.
-            log.error("batch holds events the database refuses; isolating them", extra={"error": repr(exc)})
-            result = await self._apply_isolating(batch, polled)
+            try:
+                result = await self._apply_in_lanes(batch)
+            except (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError) as exc:
+                # The data itself cannot be stored: retrying the batch would stall every
+                # partition in it for ever. Apply event by event and dead-letter the ones that fail.
+                log.error("batch holds events the database refuses; isolating them", extra={"error": repr(exc)})
+                result = await self._apply_isolating(batch, polled)
+        except MonthArchivedError as exc:
+            # Archived since the events were checked: take the batch again with the archived
+            # months reloaded, which turns those events into dead letters.
+            log.info("months archived while a batch was in hand; taking it again", extra={"months": exc.months})
+            self._known_months.difference_update(_month_dates(exc.months))
+            if self._archived is not None:
+                try:
+                    await self._archived.reload()
+                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as again:
+                    # The batch comes again either way; the next reload (NOTIFY, timer) catches up.
+                    log.warning("archived months not reloaded", extra={"error": repr(again)})
+                    await asyncio.sleep(1.0)
+            self._rewind(polled)
+            return False
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-            # Nothing was applied: rewind and try again after a pause, still polling so the
-            # group does not think we died.
+            # Nothing of the failing transaction was applied (another lane's may have been, and
+            # its records are stale when they come again): rewind and try again after a pause,
+            # still polling so the group does not think we died.
             self._metrics.db_errors.labels(error_type=type(exc).__name__).inc()
             log.warning("batch not applied; will retry", extra={"error": repr(exc)})
             self._rewind(polled)
@@ -299,6 +338,31 @@ class EventConsumer:
         self._forget_dead_letters(batch.next_offsets)
         await self._commit(polled)
         return True
+
+    async def _apply_in_lanes(self, batch: Batch) -> ApplyResult:
+        """Apply the batch as up to `apply_connections` transactions of whole partitions, at once.
+
+        While PostgreSQL works on one lane's statements this process prepares the next
+        lane's, so both cores work instead of taking turns. A lane that fails leaves the
+        others committed; the caller rewinds every partition of the batch, and the stored
+        offsets make the committed lanes' records stale when they come again.
+        """
+        group, topic = self._settings.consumer_group, self._settings.events_topic
+
+        async def lane(part: Batch) -> ApplyResult:
+            async with self._pool.acquire() as conn:
+                return await apply_batch(conn, group, topic, part, self._zone, self._known_months)
+
+        parts = batch.split(self._settings.apply_connections)
+        if len(parts) == 1:
+            return await lane(parts[0])
+        outcomes = await asyncio.gather(*(lane(part) for part in parts), return_exceptions=True)
+        total = ApplyResult()
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
+            total = total + outcome
+        return total
 
     def _rewind_after_failure(self, failed: Intake, read_after: Intake) -> None:
         """Drop the batch read after a failed one: every partition goes back to its earliest record of the two.
@@ -329,13 +393,15 @@ class EventConsumer:
                     totals = totals + ApplyResult(stale=1)
                     continue
                 try:
-                    one = await apply_batch(conn, group, topic, Batch([consumed], {}), self._zone)
+                    one = await apply_batch(conn, group, topic, Batch([consumed], {}), self._zone, self._known_months)
                 except (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError) as exc:
                     error, raw = unstorable(consumed, exc)
-                    await self._send_dead_letters([(records[(consumed.partition, consumed.offset)], error, raw)])
+                    dead = [(records[(consumed.partition, consumed.offset)], error, raw)]
+                    await self._send_dead_letters(dead)
+                    await record_dead_letters(conn, dead_records(dead))
                     continue
                 totals = totals + one
-            await apply_batch(conn, group, topic, Batch([], batch.next_offsets), self._zone)
+            await apply_batch(conn, group, topic, Batch([], batch.next_offsets, batch.dead), self._zone)
         return totals
 
     def _owns(self, tp: TopicPartition) -> bool:
@@ -423,3 +489,8 @@ class EventConsumer:
             # Harmless: the database already holds these offsets and the next owner seeks there.
             log.info("kafka commit skipped", extra={"error": repr(exc)})
         self._record_lag(offsets)
+
+
+def _month_dates(months: list[str]) -> set[date]:
+    """`YYYY-MM` strings back to month starts."""
+    return {date(int(m[:4]), int(m[5:7]), 1) for m in months}

@@ -11,14 +11,17 @@ of an event carries its stream's name.
 
 from __future__ import annotations
 
+import re
 from typing import Any, TypeAlias
 
 from aiokafka import ConsumerRecord
 from pydantic import ValidationError
 
 from services.aggregator.errors import DeadLetterError
+from services.aggregator.store import DeadRecord
 from services.contract.envelope import Envelope, EnvelopeError, decode_record
 from services.streams import STREAMS, ConsumedEvent, Stream
+from services.streams.months import MONTH_ARCHIVED, ArchivedMonths, month_of
 
 Record: TypeAlias = "ConsumerRecord[bytes, bytes]"
 # A record (or one of its events) that cannot be applied: the record it came from, why, and
@@ -60,3 +63,43 @@ def unstorable(consumed: ConsumedEvent[Any], exc: Exception) -> tuple[DeadLetter
     """The dead letter of a valid event the database refuses, and the event as it was sent."""
     stream = STREAMS.of(consumed.event)
     return DeadLetterError("unstorable", repr(exc), stream.name), consumed.event.model_dump(mode="json")
+
+
+MONTH_ARCHIVED_REASON = "month_archived"
+"""Dead-letter reason (a metric label) of an event whose month is archived."""
+
+
+def refuse_archived(
+    record: Record, events: list[ConsumedEvent[Any]], start: int, dead: list[DeadLetter], archived: ArchivedMonths
+) -> None:
+    """Move the events from `start` on (one record's) whose month is archived to `dead`."""
+    kept = []
+    for consumed in events[start:]:
+        stream = STREAMS.of(consumed.event)
+        if archived.archived(stream.moment(consumed.event)):
+            month = month_of(stream.moment(consumed.event), archived.zone)
+            error = DeadLetterError(
+                MONTH_ARCHIVED_REASON, f"{MONTH_ARCHIVED}: {month:%Y-%m} ({stream.moment_field})", stream.name
+            )
+            dead.append((record, error, consumed.event.model_dump(mode="json")))
+        else:
+            kept.append(consumed)
+    events[start:] = kept
+
+
+_CODE = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+_DETAIL_CHARS = 1_000
+
+
+def dead_records(dead: list[DeadLetter]) -> list[DeadRecord]:
+    """The dead letters a receipt can be asked for: those of one event with a usable key."""
+    out = []
+    for record, error, raw in dead:
+        if error.event_type is None or not isinstance(raw, dict):
+            continue
+        org, event_id = raw.get("org_code"), raw.get("event_id")
+        # Only keys the contract allows (an invalid event may carry anything, NUL included).
+        if isinstance(org, str) and isinstance(event_id, str) and _CODE.fullmatch(org) and _CODE.fullmatch(event_id):
+            detail = error.detail.replace("\x00", "")[:_DETAIL_CHARS]
+            out.append(DeadRecord(record.partition, error.event_type, org, event_id, error.reason, detail))
+    return out

@@ -1,7 +1,8 @@
 """Aggregator errors.
 
 AggregatorError
-└── DeadLetterError     a record or event that cannot be applied; goes to the dead-letter topic
+├── DeadLetterError     a record or event that cannot be applied; goes to the dead-letter topic
+└── MonthArchivedError  a batch holds events of a month archived since they were checked (retry)
 """
 
 from __future__ import annotations
@@ -19,3 +20,15 @@ class DeadLetterError(AggregatorError):
         self.reason = reason
         self.detail = detail
         self.event_type = event_type
+
+
+class MonthArchivedError(AggregatorError):
+    """A month of the batch was archived after the consumer checked its events: nothing was
+    applied; reload the archived months and take the batch again (its events of those months
+    become dead letters)."""
+
+    retriable = True
+
+    def __init__(self, months: list[str]) -> None:
+        super().__init__(f"months archived meanwhile: {', '.join(months)}")
+        self.months = months

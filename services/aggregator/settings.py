@@ -28,6 +28,13 @@ class AggregatorSettings(CommonSettings):
     fetch_max_wait_ms: int = Field(50, ge=1)
     cache_refresh_s: float = Field(5.0, gt=0)
     db_pool_size: int = Field(8, ge=2)
+    apply_connections: int = Field(
+        2, ge=1, le=16, description="transactions a batch is split into by partition, applied at once"
+    )
+    dedupe_horizon_days: int = Field(
+        400, ge=1, description="a closed month's dedupe keys are kept this long, then the month is archived"
+    )
+    archive_check_s: float = Field(3600.0, gt=0, description="how often months past the horizon are archived")
     quality_refresh_s: float = Field(30.0, gt=0, description="how often the data-quality gauges are re-read")
     quality_month: str | None = Field(
         None, description="YYYY-MM the data-quality gauges describe; default the current month (set it for a replay)"

@@ -1,8 +1,10 @@
 """Apply a consumed batch to TimescaleDB in one transaction: offsets guard, dedup, raw rows, rollups.
 
-Written once for every stream of `services.streams.STREAMS`: each stream's events get their
-keys in `event_keys` (under the stream's name), are copied into the stream's raw table with
-its line function, and are folded by its fold into the rollup tables it declares.
+Written once for every stream of `services.streams.STREAMS`: each stream's events are looked
+up in the key store (`event_keys`, one partition per month, docs/architecture.md "The key
+store"), the new ones get their key in their month's partition, are copied into the stream's
+raw table with its line function, and are folded by its fold into the rollup tables it
+declares.
 """
 
 from __future__ import annotations
@@ -10,25 +12,71 @@ from __future__ import annotations
 import io
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import tzinfo
+from datetime import date, tzinfo
 from typing import Any, TypeAlias
 
+from services.aggregator.errors import MonthArchivedError
 from services.storage.connection import Connection
 from services.storage.errors import TimeZoneMismatchError
+from services.storage.keys import event_key
+from services.storage.months import MonthState, ensure_months, key_partition
 from services.streams import STREAMS, ConsumedEvent, Stream
 from services.streams.copytext import timestamp_text
+from services.streams.months import MonthOf
 from services.streams.rollups import Deltas
 
 # Events of one stream by (org_code, event_id).
 Keyed: TypeAlias = "dict[tuple[str, str], ConsumedEvent[Any]]"
 
 
+@dataclass(frozen=True)
+class DeadRecord:
+    """A dead letter of one event, as receipts find it (`dead_lettered_events`)."""
+
+    partition: int
+    stream: str
+    org_code: str
+    event_id: str
+    reason: str
+    detail: str
+
+
 @dataclass
 class Batch:
-    """Valid events of a poll, and the next offset to apply per partition after it."""
+    """Valid events of a poll, the next offset to apply per partition after it, and the
+    dead letters of its events (recorded in the same transaction, for receipts)."""
 
     events: list[ConsumedEvent[Any]] = field(default_factory=list)
     next_offsets: dict[int, int] = field(default_factory=dict)
+    dead: list[DeadRecord] = field(default_factory=list)
+
+    def split(self, lanes: int) -> list[Batch]:
+        """Up to `lanes` batches of whole partitions, balanced by events, each applied on its own connection.
+
+        Each keeps its partitions' events in order, their next offsets and their dead letters,
+        so its transaction is guarded by the stored offsets of exactly its partitions. Every
+        rollup key holds org_code and an institution's records are in one partition, so two
+        lanes never write the same rollup or key row.
+        """
+        sizes = dict.fromkeys(self.next_offsets, 0)
+        for c in self.events:
+            sizes[c.partition] += 1
+        if lanes <= 1 or len(sizes) <= 1:
+            return [self]
+        loads = [0] * min(lanes, len(sizes))
+        lane_of: dict[int, int] = {}
+        for partition, size in sorted(sizes.items(), key=lambda item: (-item[1], item[0])):
+            lane = loads.index(min(loads))
+            lane_of[partition] = lane
+            loads[lane] += size
+        parts = [Batch() for _ in loads]
+        for partition, next_offset in self.next_offsets.items():
+            parts[lane_of[partition]].next_offsets[partition] = next_offset
+        for c in self.events:
+            parts[lane_of[c.partition]].events.append(c)
+        for d in self.dead:
+            parts[lane_of.get(d.partition, 0)].dead.append(d)
+        return parts
 
 
 @dataclass(frozen=True)
@@ -126,54 +174,109 @@ def first_of_each_key(events: list[ConsumedEvent[Any]]) -> dict[str, Keyed]:
     return {name: found[name] for name in STREAMS if name in found}
 
 
-async def _new_keys(conn: Connection, stream_name: str, keyed: Keyed) -> list[ConsumedEvent[Any]]:
-    """Insert the events' keys; return the events whose key was new."""
-    if not keyed:
-        return []
-    orgs, ids = zip(*keyed, strict=True)
-    # The keys come back as two arrays, not a row each: asyncpg builds a Record per row and
-    # reading them was ~4 µs per event. When every key was new (the usual case) the count
-    # alone says so and the events are kept as they are.
-    row = await conn.fetchrow(
-        """WITH inserted AS (
-               INSERT INTO event_keys (event_type, org_code, event_id)
-               SELECT $1, o, e FROM unnest($2::text[], $3::text[]) AS t(o, e)
-               ON CONFLICT DO NOTHING RETURNING org_code, event_id)
-           SELECT count(*) AS n, array_agg(org_code) AS orgs, array_agg(event_id) AS ids FROM inserted""",
-        stream_name,
-        orgs,
-        ids,
+@dataclass
+class StreamWork:
+    """One stream's part of a batch: the first event of each key, its key and its month, aligned."""
+
+    stream: Stream[Any]
+    events: list[ConsumedEvent[Any]]
+    keys: list[str]
+    months: list[date]
+
+    def keep(self, wanted: list[bool]) -> None:
+        """Keep only the entries whose flag in `wanted` is true."""
+        kept = [i for i, keep in enumerate(wanted) if keep]
+        self.events = [self.events[i] for i in kept]
+        self.keys = [self.keys[i] for i in kept]
+        self.months = [self.months[i] for i in kept]
+
+
+def prepare(events: list[ConsumedEvent[Any]], zone: tzinfo) -> list[StreamWork]:
+    """What a batch asks of the key store, per stream in registry order (pure: before the transaction)."""
+    work = []
+    month = MonthOf(zone)
+    for name, keyed in first_of_each_key(events).items():
+        moment = STREAMS[name].moment
+        work.append(
+            StreamWork(
+                STREAMS[name],
+                list(keyed.values()),
+                [event_key(name, org, event_id) for org, event_id in keyed],
+                [month(moment(c.event)) for c in keyed.values()],
+            )
+        )
+    return work
+
+
+async def _known_keys(conn: Connection, keys: list[str]) -> set[str]:
+    """The keys already stored, in any month (one index probe per key and month partition)."""
+    found = await conn.fetchval(
+        "SELECT array_agg(encode(uuid_send(key), 'hex')) FROM event_keys WHERE key = ANY($1::uuid[])", keys
     )
-    assert row is not None
-    if row["n"] == len(keyed):
-        return list(keyed.values())
-    if row["n"] == 0:
-        return []
-    new = set(zip(row["orgs"], row["ids"], strict=True))
-    return [consumed for key, consumed in keyed.items() if key in new]
+    return set(found) if found else set()
 
 
-async def apply_batch(conn: Connection, group: str, topic: str, batch: Batch, zone: tzinfo) -> ApplyResult:
-    """Apply `batch` exactly once, or not at all; the caller commits Kafka offsets afterwards."""
+async def _lock_months(conn: Connection, months: set[date]) -> None:
+    # FOR SHARE: archive_month's UPDATE waits for this batch, or this batch sees it archived.
+    rows = await conn.fetch(
+        "SELECT month, state FROM months WHERE month = ANY($1::date[]) ORDER BY month FOR SHARE", sorted(months)
+    )
+    usable = {r["month"] for r in rows if r["state"] != MonthState.ARCHIVED}
+    if usable != months:
+        raise MonthArchivedError([f"{m:%Y-%m}" for m in sorted(months - usable)])
+
+
+async def apply_batch(
+    conn: Connection, group: str, topic: str, batch: Batch, zone: tzinfo, known_months: set[date] | None = None
+) -> ApplyResult:
+    """Apply `batch` exactly once, or not at all; the caller commits Kafka offsets afterwards.
+
+    `known_months` (the caller's cache) holds the months whose key partition exists; the
+    others are created first, each in a short transaction of its own. Raises
+    MonthArchivedError, with nothing applied, if an event's month is archived.
+    """
     partitions = sorted(batch.next_offsets)
+    work = prepare(batch.events, zone)
+    months = {m for w in work for m in w.months}
+    missing = months if known_months is None else months - known_months
+    if missing:
+        states = await ensure_months(conn, missing)
+        if known_months is not None:
+            known_months.update(m for m, state in states.items() if state is not MonthState.ARCHIVED)
     async with conn.transaction():
         # Checked in every batch: a rebuild in another zone may have happened since start.
         stored_zone = await conn.fetchval("SELECT time_zone FROM rollup_settings FOR SHARE")
         if stored_zone is not None and stored_zone != str(zone):
             raise TimeZoneMismatchError(f"rollups are now in {stored_zone}; this aggregator folds in {zone}")
         applied_upto = await _lock_offsets(conn, group, topic, partitions)
-        fresh = [c for c in batch.events if c.offset >= applied_upto.get(c.partition, 0)]
-        stale = len(batch.events) - len(fresh)
+        stale = sum(1 for c in batch.events if c.offset < applied_upto.get(c.partition, 0))
+        if stale:  # a redelivery: only what is past the stored offsets is applied
+            for w in work:
+                w.keep([c.offset >= applied_upto.get(c.partition, 0) for c in w.events])
+            months = {m for w in work for m in w.months}
+        if months:
+            await _lock_months(conn, months)
         deltas = Deltas()
         inserted = dict.fromkeys(STREAMS, 0)
-        for name, keyed in first_of_each_key(fresh).items():
-            stream = STREAMS[name]
-            new = await _new_keys(conn, name, keyed)
-            if new:
-                body = io.BytesIO(copy_text(stream, new))
-                await conn.copy_to_table(stream.raw.name, source=body, columns=list(stream.raw.columns), format="text")
-                stream.fold(new, zone, deltas)
-            inserted[name] = len(new)
+        for w in work:
+            known = await _known_keys(conn, w.keys) if w.keys else set()
+            if known:
+                w.keep([key not in known for key in w.keys])
+                # A key repeated in the batch is one event; in the store, a resend of any month.
+            if w.events:
+                # Straight into the month's partition when there is one month (the usual batch):
+                # routing each row through the partitioned table costs the backend CPU too.
+                first = w.months[0]
+                target = key_partition(first) if all(m is first or m == first for m in w.months) else "event_keys"
+                await conn.copy_to_table(target, source=io.BytesIO(key_text(w)), columns=_KEY_COLUMNS)
+                body = io.BytesIO(copy_text(w.stream, w.events))
+                await conn.copy_to_table(
+                    w.stream.raw.name, source=body, columns=list(w.stream.raw.columns), format="text"
+                )
+                w.stream.fold(w.events, zone, deltas)
+            inserted[w.stream.name] = len(w.events)
+        if batch.dead:
+            await record_dead_letters(conn, batch.dead)
         await apply_deltas(conn, deltas)
         await conn.execute(
             """UPDATE consumer_offsets AS c SET next_offset = n.next_offset, updated_at = now()
@@ -185,7 +288,41 @@ async def apply_batch(conn: Connection, group: str, topic: str, batch: Batch, zo
             partitions,
             [batch.next_offsets[p] for p in partitions],
         )
-    return ApplyResult(inserted, len(fresh) - sum(inserted.values()), stale)
+    fresh = len(batch.events) - stale
+    return ApplyResult(inserted, fresh - sum(inserted.values()), stale)
+
+
+_KEY_COLUMNS = ["key", "month", "received_at"]
+
+
+def key_text(work: StreamWork) -> bytes:
+    """The `event_keys` rows of a stream's new events, as the body of a text COPY."""
+    lines = []
+    received, received_text = None, ""
+    month, month_text = None, ""
+    for c, key, m in zip(work.events, work.keys, work.months, strict=True):
+        if c.received_at is not received:  # one record's events share one received_at
+            received, received_text = c.received_at, timestamp_text(c.received_at)
+        if m is not month:
+            month, month_text = m, m.isoformat()
+        lines.append(f"{key}\t{month_text}\t{received_text}\n")
+    return "".join(lines).encode()
+
+
+async def record_dead_letters(conn: Connection, dead: list[DeadRecord]) -> None:
+    """Remember dead letters by their event's key, for receipts (the latest reason wins)."""
+    await conn.execute(
+        """INSERT INTO dead_lettered_events (key, stream, org_code, event_id, reason, detail)
+           SELECT event_key(s, o, e), s, o, e, r, d
+           FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[]) AS t(s, o, e, r, d)
+           ON CONFLICT (key) DO UPDATE SET reason = excluded.reason, detail = excluded.detail,
+               dead_lettered_at = excluded.dead_lettered_at""",
+        [d.stream for d in dead],
+        [d.org_code for d in dead],
+        [d.event_id for d in dead],
+        [d.reason for d in dead],
+        [d.detail for d in dead],
+    )
 
 
 def copy_text(stream: Stream[Any], rows: list[ConsumedEvent[Any]]) -> bytes:

@@ -30,11 +30,13 @@ reference_app = typer.Typer(
 report_app = typer.Typer(help="Print the monthly reports as tables (or CSV/JSON).", no_args_is_help=True)
 demo_app = typer.Typer(help="The April 2020 demo month.", no_args_is_help=True)
 dead_app = typer.Typer(help="List and replay the dead-letter topic.", no_args_is_help=True)
+months_app = typer.Typer(help="Months: list them, archive a closed one.", no_args_is_help=True)
 app.add_typer(tokens_app, name="tokens")
 app.add_typer(reference_app, name="reference")
 app.add_typer(report_app, name="report")
 app.add_typer(demo_app, name="demo")
 app.add_typer(dead_app, name="dead-letters")
+app.add_typer(months_app, name="months")
 
 # Reports are wide; outside a terminal (logs, CI) rich would squeeze them into 80 columns.
 console = Console(width=None if sys.stdout.isatty() else 200)
@@ -397,6 +399,63 @@ def dead_letters_replay(
     sent = asyncio.run(replay_dead_letters(settings.kafka_bootstrap, settings.events_topic, letters))
     skipped = len(letters) - sent
     console.print(f"replayed {sent} dead events; {skipped} undecodable records cannot be replayed as events")
+
+
+@months_app.command("list")
+def months_list() -> None:
+    """Every month events have counted in, with its state (open, closed, archived)."""
+    from services.storage.months import list_months
+
+    for m in _with_db(list_months):
+        row = m.as_dict()
+        console.print(
+            f"{row['month']}  {row['state']:<8}  closed {row['closed_at'] or '-'}  archived {row['archived_at'] or '-'}"
+        )
+
+
+@months_app.command("archive")
+def months_archive(month: Annotated[str, typer.Argument(help="YYYY-MM, a closed month")]) -> None:
+    """Archive a closed month now: its dedupe keys are dropped, its events refused from then on."""
+    from services.storage.errors import MonthNotFoundError, MonthStateError
+    from services.storage.months import archive_month
+
+    first = _month(month)
+
+    async def run(conn: Connection) -> None:
+        await archive_month(conn, first)
+        await conn.execute(
+            "INSERT INTO admin_audit (actor, action, subject, details) VALUES ('cli', 'month.archive', $1, '{}')",
+            month,
+        )
+
+    try:
+        _with_db(run)
+    except (MonthNotFoundError, MonthStateError) as exc:
+        _fail(str(exc))
+    console.print(f"{month} archived: its keys are dropped and its events refused from now on")
+
+
+@app.command("receipt")
+def receipt(
+    endpoint: Annotated[str, typer.Argument(help="uploads, kiosk-transactions, ...")],
+    org_code: str,
+    event_id: str,
+) -> None:
+    """Was this event counted (in which month, when), dead-lettered (why), or neither? Exit 1 if neither."""
+    import orjson
+
+    from services.storage.receipts import find_receipt
+    from services.streams import STREAMS
+
+    stream = next((s for s in STREAMS.values() if s.endpoint == endpoint), None)
+    if stream is None:
+        _fail(f"no stream is posted to /v1/{endpoint}; one of {', '.join(s.endpoint for s in STREAMS.values())}")
+        return
+    found = _with_db(lambda conn: find_receipt(conn, stream.name, org_code, event_id))
+    if found is None:
+        err.print(f"no receipt for {endpoint} {org_code} {event_id}: not applied yet, or never received")
+        raise typer.Exit(1)
+    print(orjson.dumps(found.as_dict(endpoint), option=orjson.OPT_INDENT_2).decode())
 
 
 @app.command("rebuild-rollups")

@@ -1,4 +1,4 @@
-"""Admin routes on the collector: reference data and institution tokens (admin token only).
+"""Admin routes on the collector: reference data, institution tokens, months (admin token only).
 
 Bodies are read as on the ingest endpoints (media type, a size bound, strict JSON) rather than
 by FastAPI's body parsing, which reads a body of any size, keeps the last of duplicate keys and
@@ -8,6 +8,7 @@ answers an unreadable body in its own shape instead of the platform's one error 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import date
 from typing import Annotated, Any
 
 import orjson
@@ -16,11 +17,12 @@ from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
 
 from services.collector.ingest import read_body, read_json
 from services.contract.models import Code
-from services.storage.errors import ReferenceDataError, TokenNotFoundError
+from services.storage.errors import MonthNotFoundError, MonthStateError, ReferenceDataError, TokenNotFoundError
+from services.storage.months import archive_month, list_months
 from services.storage.reference import parse_reference, replace_reference
 from services.storage.tokens import issue_token, list_tokens, revoke_token
 from services.web.auth import AdminPrincipal
-from services.web.errors import InvalidRequestError, NotFoundError, error_responses
+from services.web.errors import ConflictError, InvalidRequestError, NotFoundError, error_responses
 from services.web.responses import JsonResponse
 from services.web.schemas import request_body_schema
 
@@ -210,3 +212,64 @@ async def get_tokens(request: Request, principal: AdminPrincipal) -> list[dict[s
         }
         for t in tokens
     ]
+
+
+class MonthListing(BaseModel):
+    """One month of `GET /v1/admin/months`."""
+
+    month: str
+    state: str
+    opened_at: str
+    cutoff: str | None
+    closed_at: str | None
+    archived_at: str | None
+
+
+_MONTH_PATTERN = r"^[0-9]{4}-(0[1-9]|1[0-2])$"
+# The years timestamps may carry, as the reports take them (docs/contract-decisions.md).
+FIRST_YEAR, LAST_YEAR = 1900, 9998
+
+
+@router.get(
+    "/months",
+    summary="Every month events have counted in: open, closed or archived",
+    response_model=list[MonthListing],
+    responses=error_responses(401, 403),
+)
+async def get_months(request: Request, principal: AdminPrincipal) -> list[dict[str, Any]]:
+    """Oldest first."""
+    async with request.app.state.pool.acquire() as conn:
+        return [m.as_dict() for m in await list_months(conn)]
+
+
+@router.post(
+    "/months/{month}/archive",
+    summary="Archive a closed month now: its dedupe keys are dropped and its events refused from then on",
+    response_model=MonthListing,
+    responses=error_responses(401, 403, 404, 409, 422),
+)
+async def post_month_archive(
+    request: Request,
+    month: Annotated[str, Path(pattern=_MONTH_PATTERN, max_length=7)],
+    principal: AdminPrincipal,
+) -> dict[str, Any]:
+    """409 unless the month is closed. Afterwards events of the month are answered 422 (month
+    archived), and a resend of its events stamped with another month counts there."""
+    year = int(month[:4])
+    if not FIRST_YEAR <= year <= LAST_YEAR:
+        raise InvalidRequestError(f"month must be in the years {FIRST_YEAR}-{LAST_YEAR}, got {month!r}")
+    first = date(year, int(month[5:7]), 1)
+    async with request.app.state.pool.acquire() as conn:
+        try:
+            archived = await archive_month(conn, first)
+        except MonthNotFoundError as exc:
+            raise NotFoundError(str(exc)) from exc
+        except MonthStateError as exc:
+            raise ConflictError(str(exc)) from exc
+        await conn.execute(
+            "INSERT INTO admin_audit (actor, action, subject, details) VALUES ($1, 'month.archive', $2, '{}')",
+            principal.actor,
+            month,
+        )
+    await request.app.state.archived_months.reload()
+    return archived.as_dict()

@@ -20,6 +20,7 @@ from services.collector.settings import CollectorSettings
 from services.collector.spool import AsyncSpool, Spool
 from services.storage.database import open_pool
 from services.storage.live import LiveValue
+from services.storage.months import archived_cache
 from services.storage.reference import REFERENCE_CHANNEL, ReferenceSnapshot, load_snapshot
 from services.streams import STREAMS
 from services.topics import ensure_topics, event_topics
@@ -61,6 +62,7 @@ def create_app(settings: CollectorSettings, registry: CollectorRegistry | None =
             "reference", pool, load_snapshot, REFERENCE_CHANNEL, ReferenceSnapshot.empty(), settings.cache_refresh_s
         )
         tokens = token_cache(pool, settings.cache_refresh_s)
+        archived = archived_cache(pool, settings.zone, settings.cache_refresh_s)
         kafka = KafkaPublisher(
             settings.kafka_bootstrap,
             settings.events_topic,
@@ -79,21 +81,24 @@ def create_app(settings: CollectorSettings, registry: CollectorRegistry | None =
         )
         publisher = DurablePublisher(kafka, AsyncSpool(spool), metrics)
         authenticator = Authenticator(settings.admin_token.get_secret_value(), tokens)
-        intake = Intake(metrics, publisher, reference, rate_limiter, settings.retry_after_s)
+        intake = Intake(metrics, publisher, reference, rate_limiter, settings.retry_after_s, archived)
         app.state.pool = pool
         app.state.reference = reference
+        app.state.archived_months = archived
         app.state.authenticator = authenticator
         app.state.publisher = publisher
         app.state.intake = intake
         ingest.bind(authenticator, intake)
         await reference.start()
         await tokens.start()
+        await archived.start()
         await publisher.start()
         try:
             yield
         finally:
             await publisher.stop()
             await tokens.stop()
+            await archived.stop()
             await reference.stop()
             await pool.close()
 

@@ -19,6 +19,7 @@ from services.contract.validation import (
 )
 from services.storage.reference import ReferenceSnapshot
 from services.streams import Stream
+from services.streams.months import ArchivedMonths
 from services.web.auth import Principal
 from services.web.errors import (
     ForbiddenError,
@@ -120,11 +121,16 @@ def _reference_problems(stream: Stream[Any], events: Sequence[Any], ref: Referen
     return problems
 
 
-def validate_events(stream: Stream[Any], raw_events: list[Any], ref: ReferenceSnapshot) -> int:
-    """Check every event against the stream's contract model and the reference data; 422 listing all problems."""
+def validate_events(
+    stream: Stream[Any], raw_events: list[Any], ref: ReferenceSnapshot, archived: ArchivedMonths | None = None
+) -> int:
+    """Check every event against the stream's contract model, the reference data and the archived
+    months; 422 listing all problems."""
     events, problems = stream.validate(raw_events)
     if not problems:
         problems = _reference_problems(stream, events, ref)
+        if archived is not None:
+            problems += archived.problems(stream, events)
     if problems:
         raise InvalidEventsError(problems, len(raw_events))
     return len(events)

@@ -19,6 +19,7 @@ from services.contract.envelope import encode_records
 from services.storage.live import LiveValue
 from services.storage.reference import ReferenceSnapshot
 from services.streams import STREAMS, Stream
+from services.streams.months import ArchivedMonths
 from services.web.auth import Principal
 from services.web.errors import ApiError, UnavailableError
 
@@ -33,8 +34,11 @@ class Intake:
         reference: LiveValue[ReferenceSnapshot],
         rate_limiter: RateLimiter,
         retry_after_s: int,
+        archived: LiveValue[ArchivedMonths] | None = None,
     ) -> None:
         self._metrics = metrics
+        # Months whose keys are gone: their events are refused (422), never counted twice.
+        self._archived = archived
         self._publisher = publisher
         self._reference = reference
         self._rate_limiter = rate_limiter
@@ -53,7 +57,8 @@ class Intake:
             authorize(principal, raw_events)
             if principal.org_code is not None:
                 self._rate_limiter.check(principal.org_code, len(raw_events))
-            accepted = validate_events(stream, raw_events, self._reference.value)
+            archived = self._archived.value if self._archived is not None else None
+            accepted = validate_events(stream, raw_events, self._reference.value, archived)
             records = encode_records(stream.name, raw_events, datetime.now(UTC))
             try:
                 await self._publisher.publish(records)

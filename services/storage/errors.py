@@ -4,7 +4,9 @@ StorageError
 ├── MigrationError          a migration was edited after being applied, or failed
 ├── ReferenceDataError      a reference set refers to unknown institutions/tables (422)
 ├── TimeZoneMismatchError   the database's rollups were built in another time zone
-└── TokenNotFoundError      revoke of a token id that does not exist (404)
+├── TokenNotFoundError      revoke of a token id that does not exist (404)
+├── MonthNotFoundError      no event has counted in that month (404)
+└── MonthStateError         a month not in the state the operation needs (409)
 """
 
 from __future__ import annotations
@@ -38,3 +40,11 @@ class TimeZoneMismatchError(StorageError):
 
 class TokenNotFoundError(StorageError):
     """No token has that id."""
+
+
+class MonthNotFoundError(StorageError):
+    """No event has counted in that month yet (it has no `months` row)."""
+
+
+class MonthStateError(StorageError):
+    """The month is not in the state the operation needs (e.g. archiving an open month)."""

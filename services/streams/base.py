@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
+from functools import cached_property
 from typing import Any, Generic, NamedTuple, Protocol, TypeVar
 
 from pydantic import TypeAdapter, ValidationError
@@ -110,6 +111,19 @@ class Stream(Generic[E]):
     def __post_init__(self) -> None:
         # A type built at run time, which mypy cannot follow; `list_adapter`'s annotation says what it is.
         object.__setattr__(self, "list_adapter", TypeAdapter(list[self.model]))  # type: ignore[name-defined]
+
+    @cached_property
+    def moment_field(self) -> str:
+        """The model field `moment` reads (where a 422 about the event's month points).
+
+        Found from the example, so a stream declares its moment once, as a function.
+        """
+        event = self.model.model_validate(self.example)
+        moment = self.moment(event)
+        for name in type(event).model_fields:
+            if getattr(event, name) is moment:
+                return name
+        raise ValueError(f"stream {self.name!r}: moment() returns no field of its model")
 
     @property
     def path(self) -> str:

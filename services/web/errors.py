@@ -5,6 +5,7 @@ ApiError                     {"error": code, "detail": text, ...}
 ├── UnauthenticatedError     401 missing or unknown token
 ├── ForbiddenError           403 token may not do this (another institution's events)
 ├── NotFoundError            404
+├── ConflictError            409 not in a state that allows this
 ├── PayloadTooLargeError     413 body over 1 MiB or batch over 1,000 events
 ├── UnsupportedMediaError    415 not application/json
 ├── InvalidEventsError       422 with every bad event by index, field and reason
@@ -79,6 +80,13 @@ class NotFoundError(ApiError):
 
     status = 404
     code = "not_found"
+
+
+class ConflictError(ApiError):
+    """409: the resource is not in a state that allows this (archiving a month that is not closed)."""
+
+    status = 409
+    code = "conflict"
 
 
 class PayloadTooLargeError(ApiError):
@@ -162,6 +170,7 @@ _ERROR_DESCRIPTIONS = {
     401: "Missing or unknown token",
     403: "The token may not do this",
     404: "Not found",
+    409: "Not possible in the resource's current state",
     413: "Body too large",
     415: "Content-Type is not application/json",
     422: "Invalid request parameters or body, with every problem",

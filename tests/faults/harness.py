@@ -41,6 +41,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.partitioner import DefaultPartitioner
 from prometheus_client.parser import text_string_to_metric_families
 
+from services.storage.keys import event_key
 from tests.fixtures.events import REFERENCE
 from tests.fixtures.stack import free_port
 
@@ -508,6 +509,8 @@ async def migrate_database(url: str) -> None:
 # instead of hoping a signal lands in a millisecond window. A gate is an advisory lock key; the
 # trigger takes the lock *shared*, which is granted at once unless the test holds it exclusively
 # ("armed"). Only sessions whose application_name starts with AGGREGATOR_APP_PREFIX wait.
+# The aggregator applies a batch as up to TELEMETRY_APPLY_CONNECTIONS transactions (a lane of
+# partitions each, at once); each goes through every gate, as one whole-batch transaction did.
 GATE_START = 71001  # first statement of apply_batch: batch in hand, nothing written, no row locks
 GATE_WRITTEN = 71002  # last statement: event keys, raw rows and rollups written, not committed
 GATE_COMMIT = 71003  # inside COMMIT (deferred constraint trigger): the commit has begun
@@ -653,7 +656,25 @@ class Gates:
         await self.wait_held(GATE_START)
         await self.arm(GATE_WRITTEN)
         await self.release(GATE_START)
-        return await self.wait_held(GATE_WRITTEN)
+        held = await self.wait_held(GATE_WRITTEN)
+        # The aggregator applies a batch as one transaction per lane of partitions
+        # (TELEMETRY_APPLY_CONNECTIONS), all let through GATE_START at once: wait until each
+        # lane is held too, so the batch's partitions are all locked when this returns.
+        await self.wait_all_held(GATE_WRITTEN, held.app_name)
+        return held
+
+    async def wait_all_held(self, gate: int, app_name: str, settle_s: float = 1.0) -> int:
+        """Wait until the sessions of `app_name` waiting at `gate` stop growing in number; that number."""
+        query = """SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+                   WHERE l.locktype = 'advisory' AND NOT l.granted AND l.classid = 0 AND l.objid = $1
+                     AND a.application_name = $2"""
+        count, stable_since = 0, time.monotonic()
+        while time.monotonic() - stable_since < settle_s:
+            now = int(await self.conn.fetchval(query, gate, app_name))
+            if now != count:
+                count, stable_since = now, time.monotonic()
+            await asyncio.sleep(0.02)
+        return count
 
     async def locked_partitions(self, group: str, topic: str) -> set[int]:
         """Partitions whose consumer_offsets row some open transaction has locked (its batch's)."""
@@ -941,13 +962,15 @@ async def check_exact(conn: asyncpg.Connection, load: Load, zone: ZoneInfo = PLA
     if load.in_doubt:
         out.append(f"{len(load.in_doubt)} events were never acknowledged (load stopped before their 202)")
     acked = load.acknowledged
-    rows = await conn.fetch("SELECT event_type, org_code, event_id FROM event_keys")
-    stored = {("upload" if r["event_type"] == "upload" else "kiosk", r["org_code"], r["event_id"]) for r in rows}
-    missing, extra = set(acked) - stored, stored - set(acked)
+    # The key store holds digests of (stream, org_code, event_id) (migration 0010).
+    stored = {r["k"] for r in await conn.fetch("SELECT encode(uuid_send(key), 'hex') AS k FROM event_keys")}
+    expected = {event_key(kind, org, event_id): (kind, org, event_id) for kind, org, event_id in acked}
+    missing = sorted(expected[k] for k in set(expected) - stored)
+    extra = sorted(stored - set(expected))
     if missing:
-        out.append(f"{len(missing)} acknowledged events not counted, e.g. {sorted(missing)[:5]}")
+        out.append(f"{len(missing)} acknowledged events not counted, e.g. {missing[:5]}")
     if extra:
-        out.append(f"{len(extra)} events counted that were never acknowledged, e.g. {sorted(extra)[:5]}")
+        out.append(f"{len(extra)} events counted that were never acknowledged, e.g. keys {extra[:5]}")
 
     daily: dict[tuple[str, date], tuple[int, int, int]] = defaultdict(lambda: (0, 0, 0))
     monthly: dict[tuple[str, date, str], tuple[int, int, int]] = defaultdict(lambda: (0, 0, 0))

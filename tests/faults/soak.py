@@ -102,8 +102,7 @@ class Confirmations:
                 chunk = keys[start : start + 10_000]
                 found = await self._conn.fetch(
                     """SELECT k.t, k.o, k.e FROM unnest($1::text[], $2::text[], $3::text[]) AS k(t, o, e)
-                       WHERE EXISTS (SELECT 1 FROM event_keys
-                                     WHERE event_type = k.t AND org_code = k.o AND event_id = k.e)""",
+                       WHERE EXISTS (SELECT 1 FROM event_keys WHERE key = event_key(k.t, k.o, k.e))""",
                     [k[0] for k in chunk],
                     [k[1] for k in chunk],
                     [k[2] for k in chunk],

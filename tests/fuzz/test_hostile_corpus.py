@@ -23,7 +23,7 @@ import pytest
 from services.cli.progress import topic_end_offsets
 from services.contract.validation import MAX_ECHO_CHARS, MAX_JSON_DEPTH, MAX_PROBLEMS_PER_EVENT
 from tests.fixtures.events import REFERENCE, kiosk, load_reference, upload
-from tests.fixtures.stack import KAFKA, REPO, StackConfig, admin_headers, count_events, wait_for
+from tests.fixtures.stack import KAFKA, REPO, StackConfig, admin_headers, count_events, stored_event_ids, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.fuzz]
 
@@ -371,7 +371,7 @@ async def _only_markers_kept(
     # Exact, whatever partition a wrongly accepted event went to: one record per marker request.
     ends = await topic_end_offsets(KAFKA, config.events_topic, config.collector_settings().events_partitions)
     assert sum(ends.values()) == len(ids), f"records on the events topic: {ends}"
-    assert sorted(await db.fetchval("SELECT array_agg(event_id) FROM event_keys")) == sorted(ids)
+    assert sorted(await stored_event_ids(db)) == sorted(ids)
 
 
 @pytest.mark.parametrize("who", ["admin", "institution"])

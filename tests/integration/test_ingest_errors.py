@@ -12,7 +12,7 @@ from prometheus_client import CollectorRegistry
 
 from services.collector.app import create_app as create_collector
 from tests.fixtures.events import kiosk, load_reference, upload
-from tests.fixtures.stack import StackConfig, admin_headers, count_events, running, wait_for
+from tests.fixtures.stack import StackConfig, admin_headers, count_events, running, stored_event_ids, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -37,7 +37,7 @@ async def _nothing_kept_then_marker(
 
     await wait_for(marker_stored, "marker stored")
     await asyncio.sleep(0.3)  # give any wrongly published event time to land too
-    assert await db.fetchval("SELECT array_agg(event_id) FROM event_keys") == ["marker-1"]
+    assert await stored_event_ids(db) == ["marker-1"]
 
 
 async def _issue(collector: httpx.AsyncClient, org_code: str) -> tuple[str, str]:

@@ -25,7 +25,15 @@ from services.collector.spool import AsyncSpool, Spool, SpoolBatch
 from services.contract.envelope import encode_records
 from services.topics import ensure_topics, event_topics
 from tests.fixtures.events import load_reference, upload
-from tests.fixtures.stack import StackConfig, admin_headers, aggregator_running, count_events, running, wait_for
+from tests.fixtures.stack import (
+    StackConfig,
+    admin_headers,
+    aggregator_running,
+    count_events,
+    running,
+    stored_event_ids,
+    wait_for,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -82,7 +90,7 @@ async def test_a_producer_out_of_step_with_the_broker_is_replaced_and_nothing_is
 
         await wait_for(all_counted, f"{len(posted)} events counted", timeout_s=60)
         await asyncio.sleep(0.5)
-    stored = {r["event_id"] for r in await db.fetch("SELECT event_id FROM event_keys")}
+    stored = set(await stored_event_ids(db))
     assert stored == {e["event_id"] for e in posted}
 
 

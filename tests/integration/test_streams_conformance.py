@@ -7,6 +7,7 @@ a fold whose rows the upsert does not merge as the fold does, fails here.
 
 from __future__ import annotations
 
+import uuid
 from datetime import tzinfo
 from typing import Any
 
@@ -15,6 +16,7 @@ import pytest
 
 from services.aggregator.rebuild import rebuild_rollups
 from services.aggregator.store import ApplyResult, Batch, apply_batch, check_time_zone
+from services.storage.keys import event_key
 from services.streams import STREAMS, ConsumedEvent, Stream
 from services.streams.rollups import Deltas, RollupTable
 from tests.fixtures.streams import RECEIVED, SHANGHAI, samples
@@ -73,16 +75,18 @@ async def test_tables_exist_after_the_migrations_with_their_keys_and_grants(
 
 
 @streams
-async def test_event_keys_take_the_streams_name(db: asyncpg.Connection, stream: Stream[Any]) -> None:
-    async with db.transaction():
-        await db.execute("INSERT INTO event_keys VALUES ($1, 'O1', 'e1')", stream.name)
-        assert await db.fetchval("SELECT event_type FROM event_keys") == stream.name
-        # A stream added later needs no change to event_keys (migration 0005), but the form is
-        # still checked: the name is not free text.
-        await db.execute("INSERT INTO event_keys VALUES ('a_later_stream_2', 'O1', 'e1')")
-        with pytest.raises(asyncpg.CheckViolationError):
-            async with db.transaction():
-                await db.execute("INSERT INTO event_keys VALUES ($1, 'O1', 'e1')", stream.name.upper() + " x")
+async def test_event_keys_are_the_same_in_python_and_sql_and_differ_by_stream(
+    db: asyncpg.Connection, stream: Stream[Any]
+) -> None:
+    # The aggregator computes keys in Python; receipts and checks with the SQL function.
+    ids = [("O1", "e1"), ("D320115", "2020-04-01:OPV:realtime:000123"), ("a.b:c-D", "x:y/z")]
+    for org, event_id in ids:
+        assert await db.fetchval("SELECT event_key($1, $2, $3)::text", stream.name, org, event_id) == str(
+            uuid.UUID(event_key(stream.name, org, event_id))
+        )
+    # A stream added later needs no change to event_keys: its name is part of the key.
+    assert event_key(stream.name, "O1", "e1") != event_key("a_later_stream_2", "O1", "e1")
+    assert event_key(stream.name, "O1", "e1:x") != event_key(stream.name, "O1:e1", "x")
 
 
 @streams
@@ -94,7 +98,9 @@ async def test_applied_events_are_stored_exactly_and_rebuild_reproduces_the_live
     resent = [ConsumedEvent(c.event, c.received_at, c.partition, c.offset + 1000) for c in events[:20]]
     result = await apply_batch(db, "g", "t", Batch(events + resent, {p: 2000 for p in range(4)}), SHANGHAI)
     assert result == ApplyResult({**dict.fromkeys(STREAMS, 0), stream.name: len(events)}, len(resent), 0)
-    assert await db.fetchval("SELECT count(*) FROM event_keys WHERE event_type = $1", stream.name) == len(events)
+    keys = [event_key(stream.name, c.event.org_code, c.event.event_id) for c in events]
+    assert await db.fetchval("SELECT count(*) FROM event_keys WHERE key = ANY($1::uuid[])", keys) == len(events)
+    assert await db.fetchval("SELECT count(*) FROM event_keys") == len(events)
 
     # Every stored row gives its event back, with its origin.
     raw = stream.raw

@@ -1,0 +1,166 @@
+"""The `months` table: a month is open, then closed, then archived (migration 0010).
+
+- The aggregator creates a month (and its `event_keys` partition) on the month's first event
+  (`ensure_months`).
+- Closing is `close_month`: here only the state and `closed_at`, in this one place; closing
+  with a cutoff and frozen report snapshots (issue 10) extends this function.
+- Archiving (`archive_month`, `archive_due`) drops the month's key partition in the same
+  transaction that marks it archived, and notifies `MONTHS_CHANNEL`: the collectors refuse
+  the month's events from then on (422), and the aggregators dead-letter any already on the
+  topic.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, tzinfo
+from enum import StrEnum
+
+import asyncpg
+
+from services.storage.connection import Connection
+from services.storage.errors import MonthNotFoundError, MonthStateError
+from services.storage.live import LiveValue
+from services.streams.months import ArchivedMonths
+
+MONTHS_CHANNEL = "months_changed"
+"""NOTIFY channel: a month was closed or archived (the collectors' and aggregators' caches reload)."""
+
+
+class MonthState(StrEnum):
+    """Where a month is in its life."""
+
+    OPEN = "open"
+    CLOSED = "closed"
+    ARCHIVED = "archived"
+
+
+@dataclass(frozen=True)
+class Month:
+    """One row of `months`."""
+
+    month: date
+    state: MonthState
+    opened_at: datetime
+    cutoff: datetime | None
+    closed_at: datetime | None
+    archived_at: datetime | None
+
+    def as_dict(self) -> dict[str, str | None]:
+        """JSON form (`YYYY-MM`, RFC 3339 times)."""
+
+        def iso(at: datetime | None) -> str | None:
+            return at.isoformat() if at else None
+
+        return {
+            "month": f"{self.month:%Y-%m}",
+            "state": self.state.value,
+            "opened_at": iso(self.opened_at),
+            "cutoff": iso(self.cutoff),
+            "closed_at": iso(self.closed_at),
+            "archived_at": iso(self.archived_at),
+        }
+
+
+_COLUMNS = "month, state, opened_at, cutoff, closed_at, archived_at"
+
+
+def _month(r: asyncpg.Record) -> Month:
+    return Month(r["month"], MonthState(r["state"]), r["opened_at"], r["cutoff"], r["closed_at"], r["archived_at"])
+
+
+def key_partition(month: date) -> str:
+    """The name of the `event_keys` partition of `month` (ensure_month in migration 0010 names it so)."""
+    return f"event_keys_{month:%Y_%m}"
+
+
+async def ensure_months(conn: Connection, months: Iterable[date]) -> dict[date, MonthState]:
+    """Create the months (and their key partitions) not created yet; every month's state.
+
+    Each month in its own short transaction (the caller must not be in one): creating a
+    partition must not wait for, or hold up, the batches of other months.
+    """
+    states = {}
+    for month in sorted(set(months)):
+        states[month] = MonthState(await conn.fetchval("SELECT ensure_month($1)", month))
+    return states
+
+
+async def archived_months(conn: Connection) -> frozenset[date]:
+    """Every archived month."""
+    rows = await conn.fetch("SELECT month FROM months WHERE state = 'archived'")
+    return frozenset(r["month"] for r in rows)
+
+
+def archived_cache(pool: asyncpg.Pool, zone: tzinfo, refresh_s: float) -> LiveValue[ArchivedMonths]:
+    """The archived months, reloaded when a month is archived (NOTIFY) and every `refresh_s`."""
+
+    async def load(conn: Connection) -> ArchivedMonths:
+        return ArchivedMonths.of(await archived_months(conn), zone)
+
+    return LiveValue("archived-months", pool, load, MONTHS_CHANNEL, ArchivedMonths.of((), zone), refresh_s)
+
+
+async def list_months(conn: Connection) -> list[Month]:
+    """Every month the platform has counted events in, oldest first."""
+    return [_month(r) for r in await conn.fetch(f"SELECT {_COLUMNS} FROM months ORDER BY month")]
+
+
+async def close_month(conn: Connection, month: date, at: datetime | None = None) -> Month:
+    """Mark an open month closed (state and `closed_at`; the cutoff is `at` too).
+
+    The minimal close that archiving needs. Closing as the contract describes it (the cutoff
+    and a frozen snapshot of every report, restatements) is built on this function, so that
+    there is one place where a month becomes closed.
+    """
+    async with conn.transaction():
+        await conn.execute("SELECT ensure_month($1)", month)
+        row = await conn.fetchrow(
+            f"""UPDATE months SET state = 'closed', closed_at = coalesce($2, now()), cutoff = coalesce($2, now())
+                WHERE month = $1 AND state = 'open' RETURNING {_COLUMNS}""",
+            month,
+            at,
+        )
+        if row is None:
+            raise MonthStateError(f"{month:%Y-%m} is not open")
+        await conn.execute(f"NOTIFY {MONTHS_CHANNEL}")
+    return _month(row)
+
+
+async def archive_month(conn: Connection, month: date) -> Month:
+    """Archive a closed month now: its keys are dropped with their partition, its events refused.
+
+    One transaction: the state changes and the partition goes together. It waits for the
+    batches being applied (DROP takes the key store's table lock), and a batch that starts
+    after it sees the month archived (apply_batch locks the month's row FOR SHARE first).
+    """
+    async with conn.transaction():
+        state = await conn.fetchval("SELECT state FROM months WHERE month = $1 FOR UPDATE", month)
+        if state is None:
+            raise MonthNotFoundError(f"no event has counted in {month:%Y-%m}")
+        if state != MonthState.CLOSED:
+            raise MonthStateError(f"{month:%Y-%m} is {state}: only a closed month can be archived")
+        row = await conn.fetchrow(
+            f"UPDATE months SET state = 'archived', archived_at = now() WHERE month = $1 RETURNING {_COLUMNS}",
+            month,
+        )
+        await conn.execute(f"DROP TABLE IF EXISTS {key_partition(month)}")
+        await conn.execute(f"NOTIFY {MONTHS_CHANNEL}")
+    assert row is not None
+    return _month(row)
+
+
+async def archive_due(conn: Connection, horizon: timedelta, now: datetime) -> list[date]:
+    """Archive every month closed longer than `horizon` before `now`; the months archived."""
+    due = await conn.fetch(
+        "SELECT month FROM months WHERE state = 'closed' AND closed_at <= $1 ORDER BY month", now - horizon
+    )
+    done = []
+    for row in due:
+        try:
+            await archive_month(conn, row["month"])
+        except MonthStateError:
+            continue  # archived meanwhile by an admin or another aggregator
+        done.append(row["month"])
+    return done
