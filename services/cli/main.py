@@ -193,6 +193,24 @@ def report_kiosks(month: Annotated[str, typer.Option(help="YYYY-MM")], fmt: Form
     _emit(KioskReportRow, rows, fmt, f"{month} 自助智能医疗服务终端使用情况 kiosk use")
 
 
+@report_app.command("appointments")
+def report_appointments(
+    month: Annotated[str, typer.Option(help="YYYY-MM")],
+    fmt: Annotated[str, typer.Option("--format", "-f", help="table or json (two tables: no csv)")] = "table",
+) -> None:
+    """The monthly appointments report (预约挂号服务统计表, 分途径预约情况统计, bookings to date)."""
+    from services.streams.appointments.report import appointments_report
+
+    if fmt not in ("table", "json"):
+        _fail(f"unknown format {fmt!r}; use table or json (the report is two tables, so there is no csv)")
+    first = _month(month)
+    report = _with_db(lambda conn: appointments_report(conn, first, None))
+    if fmt == "json":
+        sys.stdout.write(report.model_dump_json(indent=2) + "\n")
+    else:
+        render.appointments(console, report, f"{month} 预约挂号服务统计表 bookings by institution and channel")
+
+
 @report_app.command("bulletin")
 def report_bulletin(
     month: Annotated[str, typer.Option(help="YYYY-MM")],

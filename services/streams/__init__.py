@@ -8,9 +8,9 @@ the order in which the collector's routes are declared.
 
 from __future__ import annotations
 
-from services.streams import kiosk, uploads
+from services.streams import appointments, kiosk, uploads
 from services.streams.base import ConsumedEvent, Registry, Stream, registry
 
-STREAMS: Registry = registry(uploads.STREAM, kiosk.STREAM)
+STREAMS: Registry = registry(uploads.STREAM, kiosk.STREAM, appointments.STREAM)
 
 __all__ = ["STREAMS", "ConsumedEvent", "Registry", "Stream"]

@@ -92,8 +92,8 @@ def _fold(stream: Stream[Any], events: list[ConsumedEvent[Any]]) -> Deltas:
 
 
 def test_registry_order_is_the_explicit_tuple() -> None:
-    assert list(STREAMS) == ["upload", "kiosk"]
-    assert [s.path for s in STREAMS.values()] == ["/v1/uploads", "/v1/kiosk-transactions"]
+    assert list(STREAMS) == ["upload", "kiosk", "appointment"]
+    assert [s.path for s in STREAMS.values()] == ["/v1/uploads", "/v1/kiosk-transactions", "/v1/appointments"]
 
 
 @pytest.mark.parametrize(
