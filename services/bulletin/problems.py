@@ -11,7 +11,9 @@ Checks, in the order an institution's list shows them:
 - `no_uploads` / `days_without_uploads`: days of the month, already over in the platform time
   zone, on which no records arrived;
 - `low_conformance`: real-time and scheduled channels agree less than the threshold;
-- contradictions, figures that cannot all be true at once (`CONTRADICTION_CHECKS`).
+- contradictions, figures that cannot all be true at once (`CONTRADICTION_CHECKS`);
+- `bookings_*`: what the appointments section shows that needs a look (services/bulletin/
+  appointments.py finds them; `merge_problems` adds them to the lists).
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ class ProblemKind(StrEnum):
     DAYS_WITHOUT_UPLOADS = "days_without_uploads"
     LOW_CONFORMANCE = "low_conformance"
     CONTRADICTION = "contradiction"
+    BOOKINGS = "bookings"
 
 
 KIND_LABELS: Mapping[ProblemKind, tuple[str, str]] = {
@@ -46,6 +49,7 @@ KIND_LABELS: Mapping[ProblemKind, tuple[str, str]] = {
     ProblemKind.DAYS_WITHOUT_UPLOADS: ("无数据上传的日期", "days without uploads"),
     ProblemKind.LOW_CONFORMANCE: ("实时与定时数据符合率偏低", "low real-time/scheduled conformance"),
     ProblemKind.CONTRADICTION: ("相互矛盾的数字", "figures that contradict each other"),
+    ProblemKind.BOOKINGS: ("预约挂号", "appointments"),
 }
 
 # check id -> (kind, Chinese title, English title)
@@ -105,6 +109,21 @@ CHECKS: Mapping[str, tuple[ProblemKind, str, str]] = {
         "健康档案累计数与其他单位完全相同",
         "cumulative health records identical to another institution's",
     ),
+    "bookings_without_institution": (
+        ProblemKind.BOOKINGS,
+        "有预约挂号但参考数据中无此单位",
+        "bookings at an institution the reference data does not have",
+    ),
+    "bookings_at_no_clinic": (
+        ProblemKind.BOOKINGS,
+        "预约挂号记在非医疗机构名下",
+        "bookings at a health commission or hotline centre, not at a clinic",
+    ),
+    "bookings_stopped": (
+        ProblemKind.BOOKINGS,
+        "上月有预约挂号，本月没有",
+        "bookings last month, none this month",
+    ),
 }
 CONTRADICTION_CHECKS = tuple(code for code, (kind, _, _) in CHECKS.items() if kind is ProblemKind.CONTRADICTION)
 _ORDER = {code: n for n, code in enumerate(CHECKS)}
@@ -140,7 +159,8 @@ class InstitutionProblems:
 
     org_code: str
     name: str
-    kind: InstitutionKind
+    kind: InstitutionKind | None
+    """None for an institution the reference data does not have (its events are still counted)."""
     problems: tuple[Problem, ...]
 
 
@@ -306,6 +326,24 @@ def _identical_ehr(rows: Sequence[UploadReportRow]) -> dict[str, list[Problem]]:
         for row in members:
             others = tuple(f"与 {o.name}（{o.org_code}）相同" for o in members if o.org_code != row.org_code)
             out.setdefault(row.org_code, []).append(Problem("identical_ehr_cumulative", figure, others))
+    return out
+
+
+def merge_problems(
+    found: Sequence[InstitutionProblems], more: Iterable[InstitutionProblems]
+) -> list[InstitutionProblems]:
+    """`found` with the problems of another section added: to an institution's list when it is
+    there (in the catalogue order), otherwise as a new entry after the others."""
+    out = list(found)
+    where = {inst.org_code: n for n, inst in enumerate(out)}
+    for inst in more:
+        n = where.get(inst.org_code)
+        if n is None:
+            where[inst.org_code] = len(out)
+            out.append(inst)
+            continue
+        merged = sorted((*out[n].problems, *inst.problems), key=lambda p: _ORDER[p.check])
+        out[n] = InstitutionProblems(out[n].org_code, out[n].name, out[n].kind, tuple(merged))
     return out
 
 

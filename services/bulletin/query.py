@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
+from services.bulletin.appointments import AppointmentSection, load_appointment_section
 from services.bulletin.problems import InstitutionDetail
 from services.contract.models import InstitutionKind
 from services.reports.common import next_month
@@ -32,6 +33,8 @@ class BulletinData:
     kiosks: list[KioskReportRow]
     details: dict[str, InstitutionDetail]
     table_names: dict[str, str]
+    appointments: AppointmentSection | None = None
+    """预约挂号服务统计表 and 分途径预约情况统计 (None: the section is left out)."""
 
 
 async def load_bulletin_data(conn: Connection, month: date, org_code: str | None) -> BulletinData:
@@ -46,7 +49,8 @@ async def load_bulletin_data(conn: Connection, month: date, org_code: str | None
         kiosks = await kiosks_report(conn, month, org_code)
         details = await _details(conn, month, org_code)
         names = {r["table_code"]: r["name"] for r in await conn.fetch("SELECT table_code, name FROM cur_tables")}
-    return BulletinData(month, org_code, districts, hospitals, kiosks, details, names)
+        appointments = await load_appointment_section(conn, month, org_code)
+    return BulletinData(month, org_code, districts, hospitals, kiosks, details, names, appointments=appointments)
 
 
 async def _details(conn: Connection, month: date, org_code: str | None) -> dict[str, InstitutionDetail]:

@@ -19,6 +19,7 @@ import jinja2
 from markupsafe import Markup
 
 from services.bulletin import charts, fmt
+from services.bulletin.appointments import appointment_problems, channel_mix_chart
 from services.bulletin.problems import (
     KIND_LABELS,
     InstitutionDetail,
@@ -26,6 +27,7 @@ from services.bulletin.problems import (
     MonthSpan,
     ProblemKind,
     find_problems,
+    merge_problems,
     month_span,
     problem_counts,
 )
@@ -34,7 +36,13 @@ from services.contract.models import InstitutionKind
 from services.streams.kiosk.model import KioskReportRow
 from services.streams.uploads.model import UploadReportRow
 
-KIND_NAMES = {InstitutionKind.DISTRICT: "区", InstitutionKind.HOSPITAL: "医院"}
+KIND_NAMES = {
+    InstitutionKind.DISTRICT: "区",
+    InstitutionKind.HOSPITAL: "医院",
+    InstitutionKind.HOTLINE: "12320热线",
+    InstitutionKind.OTHER: "其他机构",
+    None: "参考数据中无此单位",
+}
 
 
 @functools.cache
@@ -59,6 +67,8 @@ def render_html(data: BulletinData, *, now: datetime, zone: ZoneInfo, conformanc
     span = month_span(data.month, now, zone)
     uploads = [*data.districts, *data.hospitals]
     found = find_problems(uploads, data.kiosks, data.details, data.table_names, span, conformance_threshold)
+    if data.appointments is not None:
+        found = merge_problems(found, appointment_problems(data.appointments, span))
     month_label = f"{data.month.year}年{data.month.month}月"
     scope = "全部接入单位 all institutions"
     if data.org_code is not None:
@@ -85,6 +95,8 @@ def render_html(data: BulletinData, *, now: datetime, zone: ZoneInfo, conformanc
             problems=found,
             charts=_charts(data, span, conformance_threshold),
             kind_names=KIND_NAMES,
+            appointments=data.appointments.report if data.appointments is not None else None,
+            org_code=data.org_code,
         )
     )
 
@@ -102,8 +114,7 @@ def _summary(data: BulletinData, span: MonthSpan, found: Sequence[InstitutionPro
 
 
 def _short(name: str) -> str:
-    # Chart labels have a fixed column; the full name is in the table beside the chart.
-    return name if len(name) <= 12 else name[:11] + "…"
+    return fmt.chart_label(name)
 
 
 def _upload_charts(rows: Sequence[UploadReportRow], threshold: float, who: str) -> dict[str, Markup]:
@@ -139,6 +150,8 @@ def _charts(data: BulletinData, span: MonthSpan, threshold: float) -> dict[str, 
             span.ended,
             "每日数据上传",
         )
+    if data.appointments is not None and data.appointments.report.rows:
+        out["appointment_channels"] = channel_mix_chart(data.appointments.report.rows)
     paying: list[KioskReportRow] = [r for r in data.kiosks if r.group != "total" and r.payment_amount > 0]
     if paying:
         paying.sort(key=lambda r: r.payment_amount, reverse=True)

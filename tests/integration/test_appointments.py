@@ -18,6 +18,7 @@ import pytest
 from tests.fixtures.appointments import APRIL_EDGES, CHANNELS, SHANGHAI, appointment, fold_appointments
 from tests.fixtures.reference import revision2
 from tests.fixtures.stack import admin_headers, count_events, wait_for
+from tests.unit.bulletin.page import parse, problems, table_rows
 
 pytestmark = pytest.mark.integration
 
@@ -195,3 +196,46 @@ async def test_refused_bookings_are_422_by_index_and_field_and_nothing_is_kept(
     await wait_for(marker_stored, "marker stored")
     await asyncio.sleep(0.3)  # give any wrongly published event time to land too
     assert await db.fetchval("SELECT array_agg(event_id) FROM event_keys") == ["marker-1"]
+
+
+async def test_the_bulletin_shows_both_tables_as_the_report_api_and_flags_what_needs_a_look(
+    collector: httpx.AsyncClient, aggregator: httpx.AsyncClient, db: asyncpg.Connection
+) -> None:
+    await _load_reference(collector)
+    events = _bookings(13)
+    # The Nanjing 12320 centre relays phone bookings under its own code: not where they happen.
+    relayed = [appointment(event_id=f"relay-{n}", org_code="L1", channel="phone") for n in range(3)]
+    await _post(collector, events + relayed, admin_headers())
+
+    async def all_applied() -> bool:
+        return await count_events(db) == len(events) + len(relayed)
+
+    await wait_for(all_applied, "bookings applied")
+    api = await _report(aggregator, "2020-04", admin_headers())
+    response = await aggregator.get("/v1/reports/bulletin", params={"month": "2020-04"}, headers=admin_headers())
+    assert response.status_code == 200, response.text
+    page = parse(response.text)
+
+    rows = table_rows(page, "appointments-by-institution")
+    assert [r.attrs.get("data-org-code") for r in rows] == [*(r["org_code"] for r in api["rows"]), None]
+    fields = ("online_12320", "phone", "in_clinic", "third_party", "subtotal")
+    for n, (shown, want) in enumerate(zip(rows, [*api["rows"], api["total"]], strict=True)):
+        numbers = shown.cells[2:] if "org_code" in want else shown.cells
+        if "org_code" in want:
+            assert shown.cells[:2] == [str(n + 1), want["name"]]
+        assert [int(c.replace(",", "")) for c in numbers] == [want[f] for f in fields]
+    sentence = page.by_id("appointments-to-date").text()
+    assert f"{api['appointments_cumulative']:,}" in sentence and "截止4月底" in sentence
+    platforms = table_rows(page, "appointment-platforms-table")
+    assert [p.cells[1:] for p in platforms[:-1]] == [[p["name"], f"{p['appointments']:,}"] for p in api["platforms"]]
+    assert platforms[-1].cells == [f"{api['platforms_total']:,}"]
+    # The platform table adds up to less than online + third party: normal, not listed. Bookings
+    # under the districts' health commissions (D1, D2 of the stream) and the relayed ones are.
+    listed = problems(page)
+    assert listed["L1"] == [("bookings_at_no_clinic", "12320热线中心名下预约 3 次", [])]
+    flagged = {org: [c for c, _, _ in found if c.startswith("bookings")] for org, found in listed.items()}
+    assert {org: checks for org, checks in flagged.items() if checks} == {
+        "L1": ["bookings_at_no_clinic"],
+        "D1": ["bookings_at_no_clinic"],
+        "D2": ["bookings_at_no_clinic"],
+    }
