@@ -244,6 +244,18 @@ def report_missing(day: Annotated[str, typer.Option("--date", help="YYYY-MM-DD")
     render.missing(console, _with_db(lambda conn: missing_uploads(conn, when, None)), when)
 
 
+def demo_kinds_with_endpoints() -> tuple[str, ...]:
+    """The demo month's streams this platform registers (services/streams), in the demo's order.
+
+    The demo package knows nothing of the platform; the platform knows which of the demo's
+    streams it has endpoints for, so registering a stream is what switches its replay on.
+    """
+    from services.demo.stream import KINDS
+    from services.streams import STREAMS
+
+    return tuple(kind for kind in KINDS if kind in STREAMS)
+
+
 @demo_app.command("replay")
 def demo_replay(
     concurrency: Annotated[int, typer.Option(help="requests in flight")] = 8,
@@ -252,19 +264,19 @@ def demo_replay(
         list[str] | None,
         typer.Option(
             help="a stream to post (repeatable): upload, kiosk, appointment, hotline_contact, remote_upload,"
-            " or all; default: upload and kiosk"
+            " or all; default: every stream this platform has an endpoint for"
         ),
     ] = None,
 ) -> None:
     """Generate the April 2020 stream and post it through the collector's HTTP API."""
     from services.demo import replay
-    from services.demo.stream import KINDS, V1_KINDS
+    from services.demo.stream import KINDS
 
     settings = _settings()
     if settings.admin_token is None:
         _fail("set TELEMETRY_ADMIN_TOKEN to post as the platform's relay")
         return
-    kinds = KINDS if stream == ["all"] else tuple(stream) if stream else V1_KINDS
+    kinds = KINDS if stream == ["all"] else tuple(stream) if stream else demo_kinds_with_endpoints()
     if unknown := set(kinds) - set(KINDS):
         _fail(f"unknown stream {sorted(unknown)}; streams are {', '.join(KINDS)} (or all)")
         return
@@ -278,28 +290,37 @@ def demo_replay(
 @demo_app.command("check")
 def demo_check() -> None:
     """Compare the April 2020 reports in the database with the bulletin, cell by cell."""
+    from services.demo.bulletin import load_bulletin
     from services.demo.expected import (
         UNPRINTED,
+        compare_appointment_report,
         compare_kiosk_report,
         compare_upload_report,
+        expected_appointments,
         expected_kiosk_rows,
         expected_upload_rows,
     )
     from services.demo.reference import build_reference
+    from services.streams.appointments.model import AppointmentReport
+    from services.streams.appointments.report import appointments_report
     from services.streams.kiosk.report import kiosks_report
     from services.streams.uploads.report import uploads_report
 
     april = date(2020, 4, 1)
 
-    async def fetch(conn: Connection) -> tuple[list[UploadReportRow], list[UploadReportRow], list[KioskReportRow]]:
+    async def fetch(
+        conn: Connection,
+    ) -> tuple[list[UploadReportRow], list[UploadReportRow], list[KioskReportRow], AppointmentReport]:
         return (
             await uploads_report(conn, april, InstitutionKind.DISTRICT, None),
             await uploads_report(conn, april, InstitutionKind.HOSPITAL, None),
             await kiosks_report(conn, april, None),
+            await appointments_report(conn, april, None),
         )
 
-    districts, hospitals, kiosks = _with_db(fetch)
-    reference = build_reference()
+    districts, hospitals, kiosks, appointments = _with_db(fetch)
+    bulletin = load_bulletin()
+    reference = build_reference(bulletin)
     checks = {
         "district uploads (数据采集情况（区）)": compare_upload_report(
             expected_upload_rows("district", reference=reference), [r.model_dump(mode="json") for r in districts]
@@ -309,6 +330,9 @@ def demo_check() -> None:
         ),
         "kiosk use (自助终端使用情况)": compare_kiosk_report(
             expected_kiosk_rows(reference), [r.model_dump(mode="json") for r in kiosks]
+        ),
+        "appointments (预约挂号服务统计表, 分途径预约情况统计, 总预约挂号量)": compare_appointment_report(
+            expected_appointments(bulletin, reference), appointments.model_dump(mode="json")
         ),
     }
     failed = False
