@@ -7,7 +7,10 @@ never from the platform's fold or report.
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 import random
+import sys
 from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 
@@ -239,3 +242,42 @@ async def test_the_bulletin_shows_both_tables_as_the_report_api_and_flags_what_n
         "D1": ["bookings_at_no_clinic"],
         "D2": ["bookings_at_no_clinic"],
     }
+
+
+async def _command(database_url: str, *args: str) -> tuple[int, str]:
+    env = {**os.environ, "TELEMETRY_DATABASE_URL": database_url, "TELEMETRY_TIMEZONE": "Asia/Shanghai"}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        "from services.cli.main import main; main()",
+        *args,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    output, _ = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode is not None
+    return proc.returncode, output.decode()
+
+
+async def test_the_command_prints_the_report_of_the_api(
+    collector: httpx.AsyncClient, aggregator: httpx.AsyncClient, db: asyncpg.Connection, database_url: str
+) -> None:
+    await _load_reference(collector)
+    events = _bookings(14)[:200]
+    await _post(collector, events, admin_headers())
+
+    async def all_applied() -> bool:
+        return await count_events(db) == len(events)
+
+    await wait_for(all_applied, "bookings applied")
+    api = await _report(aggregator, "2020-04", admin_headers())
+    code, output = await _command(database_url, "report", "appointments", "--month", "2020-04", "--format", "json")
+    assert code == 0, output
+    assert json.loads(output) == api
+    code, output = await _command(database_url, "report", "appointments", "--month", "2020-04")
+    assert code == 0, output
+    assert f"bookings to date: {api['appointments_cumulative']:,}" in output
+    assert "健康南京客户端" in output and f"{api['total']['subtotal']:,}" in output
+    code, output = await _command(database_url, "report", "appointments", "--month", "2020-04", "--format", "csv")
+    assert code == 2 and "no csv" in output
