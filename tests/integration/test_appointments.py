@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import random
-import sys
 from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 
@@ -19,6 +17,7 @@ import httpx
 import pytest
 
 from tests.fixtures.appointments import APRIL_EDGES, CHANNELS, SHANGHAI, appointment, fold_appointments
+from tests.fixtures.cli import run_telemetry
 from tests.fixtures.reference import revision2
 from tests.fixtures.stack import admin_headers, count_events, wait_for
 from tests.unit.bulletin.page import parse, problems, table_rows
@@ -245,19 +244,9 @@ async def test_the_bulletin_shows_both_tables_as_the_report_api_and_flags_what_n
 
 
 async def _command(database_url: str, *args: str) -> tuple[int, str]:
-    env = {**os.environ, "TELEMETRY_DATABASE_URL": database_url, "TELEMETRY_TIMEZONE": "Asia/Shanghai"}
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-c",
-        "from services.cli.main import main; main()",
-        *args,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
+    return await run_telemetry(
+        *args, env={"TELEMETRY_DATABASE_URL": database_url, "TELEMETRY_TIMEZONE": "Asia/Shanghai"}
     )
-    output, _ = await asyncio.wait_for(proc.communicate(), 60)
-    assert proc.returncode is not None
-    return proc.returncode, output.decode()
 
 
 async def test_the_command_prints_the_report_of_the_api(

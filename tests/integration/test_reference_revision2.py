@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import os
-import sys
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -15,6 +12,7 @@ import pytest
 
 from services.contract.models import BalanceMetric, InstitutionKind, InstitutionLevel, Region, RemotePlatform
 from services.storage.reference import load_snapshot
+from tests.fixtures.cli import run_telemetry
 from tests.fixtures.events import REFERENCE
 from tests.fixtures.reference import REVISION2_COLUMNS, revision2, with_row, write_folder
 from tests.fixtures.stack import admin_headers
@@ -153,19 +151,8 @@ async def test_an_inconsistent_set_is_422_naming_the_row_and_changes_nothing(
 
 
 async def _cli(database_url: str, *args: str) -> tuple[int, str]:
-    env = {**os.environ, "TELEMETRY_DATABASE_URL": database_url}
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-c",
-        "from services.cli.main import main; main()",
-        *args,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    output, _ = await asyncio.wait_for(proc.communicate(), 60)
-    assert proc.returncode is not None
-    return proc.returncode, " ".join(output.decode().split())
+    code, output = await run_telemetry(*args, env={"TELEMETRY_DATABASE_URL": database_url})
+    return code, " ".join(output.split())
 
 
 async def test_the_command_loads_a_revision2_folder_and_refuses_a_bad_one(
