@@ -1,7 +1,9 @@
 """The bulletin as one self-contained HTML page: embedded CSS, inline SVG, no script, no outside resource.
 
-The page follows the printed bulletin: 数据采集情况（区）, 数据采集情况（医院）and the kiosk table
-自助智能医疗服务终端使用情况表, in that order and with their columns in the printed order (the
+The page follows the printed bulletin: the appointment tables 预约挂号服务统计表 and
+分途径预约情况统计 (templates/sections/appointments.html.j2), 数据采集情况（区）,
+数据采集情况（医院）and the kiosk table 自助智能医疗服务终端使用情况表, in that order and with
+their columns in the printed order (the
 hospital table in its consistent reading, see the reference NOTES), then the charts that only a
 stream can draw and each institution's problem list. Jinja2 autoescapes every value, so an
 institution's name can never inject markup; a Content-Security-Policy in the page forbids any load.
