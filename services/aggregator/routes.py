@@ -16,6 +16,8 @@ from services.bulletin.errors import BulletinError
 from services.contract.models import InstitutionKind
 from services.contract.validation import echo
 from services.reports.common import to_csv
+from services.streams.appointments.model import AppointmentReport
+from services.streams.appointments.report import appointments_report
 from services.streams.hotline.model import HotlineReport, HotlineRow
 from services.streams.hotline.report import csv_rows, hotline_report_of
 from services.streams.kiosk.model import KioskReportRow
@@ -136,6 +138,28 @@ async def get_remote_platforms_report(
     first = _parse_month(month)
     async with request.app.state.pool.acquire() as conn:
         report = await remote_platforms_report(conn, first, principal.org_code)
+    return JsonResponse(report.model_dump(mode="json"))
+
+
+@router.get(
+    "/v1/reports/appointments",
+    tags=["reports"],
+    response_model=AppointmentReport,
+    responses=_REPORT_ERRORS,
+    summary="Monthly bookings per institution and channel, per booking platform, and the total to date",
+)
+async def get_appointments_report(
+    request: Request,
+    principal: CurrentPrincipal,
+    month: Month,
+    format: Annotated[Literal["json"], Query(description="json only: the report is two tables")] = "json",
+) -> Response:
+    """Two tables (institutions, booking platforms), so JSON only: `format=csv` is refused (422)
+    rather than answered in JSON. An institution token sees its own row and totals of it, and
+    `appointments_cumulative` null (it is a figure of every institution)."""
+    first = _parse_month(month)
+    async with request.app.state.pool.acquire() as conn:
+        report = await appointments_report(conn, first, principal.org_code)
     return JsonResponse(report.model_dump(mode="json"))
 
 

@@ -203,3 +203,42 @@ def rate_chart(rows: Sequence[tuple[str, float | None, str]], threshold: float, 
     body.append(_text(left, bottom + 12, f"{floor:.0%}", anchor="start", fill=MUTED, size=9))
     body.append(_text(left + span, bottom + 12, "100%", anchor="end", fill=MUTED, size=9))
     return _svg(_WIDTH, bottom + 16, label, body)
+
+
+@dataclass(frozen=True, slots=True)
+class Mix:
+    """One row of a share chart: its label, its parts (in the chart's part order) and the text after it."""
+
+    label: str
+    parts: Sequence[int]
+    text: str
+
+
+# Colours of a share chart's parts, in order; distinct in print and for the common colour blindnesses.
+MIX_COLOURS = ("#2f6690", "#e09f3e", "#9cc0dc", "#7a4e9b", "#5f8d4e", "#c0392b")
+
+
+def share_chart(rows: Sequence[Mix], parts: Sequence[str], label: str) -> Markup:
+    """Each row a full-width bar split into its parts' shares (a row of nothing draws no bar),
+    with a legend of the parts. Shares, not lengths: how a small institution's mix differs from
+    a large one's is what it shows, and the text after each bar gives its size."""
+    if len(parts) > len(MIX_COLOURS):
+        raise ValueError(f"a share chart has at most {len(MIX_COLOURS)} parts, not {len(parts)}")
+    left = _label_width([r.label for r in rows])
+    right = max((text_width(r.text) for r in rows), default=0) + 8
+    span = _WIDTH - left - right
+    body = []
+    for n, row in enumerate(rows):
+        y = 4 + n * _ROW
+        body.append(_text(left - 6, y + 12, row.label, anchor="end"))
+        whole = sum(row.parts)
+        x = float(left)
+        for colour, value in zip(MIX_COLOURS, row.parts, strict=False):
+            width = span * value / whole if whole > 0 else 0
+            if width > 0:
+                body.append(_rect(x, y + 3, width, _ROW - 6, colour))
+            x += width
+        body.append(_text(left + span + 4, y + 12, row.text, fill=MUTED))
+    legend_y = 4 + len(rows) * _ROW + 14
+    body += _legend(left, legend_y, list(zip(MIX_COLOURS, parts, strict=False)))
+    return _svg(_WIDTH, legend_y + 8, label, body)

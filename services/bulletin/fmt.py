@@ -33,6 +33,11 @@ def declared(declared_tables: int | None, required_tables: int) -> str:
     return f"{'未反馈' if declared_tables is None else declared_tables}/{required_tables}"
 
 
+def chart_label(name: str) -> str:
+    """A name as a chart's label: charts have a fixed label column; the full name is in the table beside."""
+    return name if len(name) <= 12 else name[:11] + "…"
+
+
 def day_ranges(days: Iterable[date]) -> list[str]:
     """Consecutive days folded into ranges: `4月1日–11日（11天）`, `4月20日`."""
     runs: list[tuple[date, date]] = []

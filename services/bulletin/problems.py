@@ -14,6 +14,8 @@ Checks, in the order an institution's list shows them:
 - contradictions, figures that cannot all be true at once (`CONTRADICTION_CHECKS`);
 - `unconnected_remote_upload`: uploads to a remote-medicine platform on days the institution was
   not connected to it (`remote_platforms.py`; any kind of institution, added by `with_problems`).
+- `bookings_*`: what the appointments section shows that needs a look (services/bulletin/
+  appointments.py finds them; `with_problems` adds them to the lists).
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ class ProblemKind(StrEnum):
     CONTRADICTION = "contradiction"
     VOLUME_CHANGE = "volume_change"
     UNCONNECTED_REMOTE_UPLOAD = "unconnected_remote_upload"
+    BOOKINGS = "bookings"
 
 
 KIND_LABELS: Mapping[ProblemKind, tuple[str, str]] = {
@@ -52,6 +55,7 @@ KIND_LABELS: Mapping[ProblemKind, tuple[str, str]] = {
     ProblemKind.CONTRADICTION: ("相互矛盾的数字", "figures that contradict each other"),
     ProblemKind.VOLUME_CHANGE: ("与前几个月相比异常的数量", "figures far off the months before"),
     ProblemKind.UNCONNECTED_REMOTE_UPLOAD: ("未接入远程医疗平台时的上传", "remote uploads while not connected"),
+    ProblemKind.BOOKINGS: ("预约挂号", "appointments"),
 }
 
 # check id -> (kind, Chinese title, English title)
@@ -137,6 +141,21 @@ CHECKS: Mapping[str, tuple[ProblemKind, str, str]] = {
         "未接入远程医疗平台期间上传数据",
         "uploads to a remote-medicine platform on days not connected to it",
     ),
+    "bookings_without_institution": (
+        ProblemKind.BOOKINGS,
+        "有预约挂号但参考数据中无此单位",
+        "bookings at an institution the reference data does not have",
+    ),
+    "bookings_at_no_clinic": (
+        ProblemKind.BOOKINGS,
+        "预约挂号记在非医疗机构名下",
+        "bookings at a health commission or hotline centre, not at a clinic",
+    ),
+    "bookings_stopped": (
+        ProblemKind.BOOKINGS,
+        "上月有预约挂号，本月没有",
+        "bookings last month, none this month",
+    ),
 }
 CONTRADICTION_CHECKS = tuple(code for code, (kind, _, _) in CHECKS.items() if kind is ProblemKind.CONTRADICTION)
 _ORDER = {code: n for n, code in enumerate(CHECKS)}
@@ -172,7 +191,8 @@ class InstitutionProblems:
 
     org_code: str
     name: str
-    kind: InstitutionKind
+    kind: InstitutionKind | None
+    """None for an institution the reference data does not have (its events are still counted)."""
     problems: tuple[Problem, ...]
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
+from services.bulletin.appointments import AppointmentSection, load_appointment_section
 from services.bulletin.problems import InstitutionDetail
 from services.contract.models import InstitutionKind
 from services.reports.common import next_month
@@ -36,6 +37,8 @@ class BulletinData:
     table_names: dict[str, str]
     hotline: HotlineInputs | None = None
     """The 12320 centres' month; None: the section is not shown."""
+    appointments: AppointmentSection | None = None
+    """预约挂号服务统计表 and 分途径预约情况统计 (None: the section is left out)."""
     remote: RemoteMonth | None = None
     """The remote-medicine platforms' month (远程医疗系统数据统计)."""
 
@@ -53,8 +56,20 @@ async def load_bulletin_data(conn: Connection, month: date, org_code: str | None
         details = await _details(conn, month, org_code)
         names = {r["table_code"]: r["name"] for r in await conn.fetch("SELECT table_code, name FROM cur_tables")}
         hotline = await hotline_bulletin_inputs(conn, month, org_code)
+        appointments = await load_appointment_section(conn, month, org_code)
         remote = await load_remote_month(conn, month, org_code)
-    return BulletinData(month, org_code, districts, hospitals, kiosks, details, names, hotline=hotline, remote=remote)
+    return BulletinData(
+        month,
+        org_code,
+        districts,
+        hospitals,
+        kiosks,
+        details,
+        names,
+        hotline=hotline,
+        appointments=appointments,
+        remote=remote,
+    )
 
 
 async def _details(conn: Connection, month: date, org_code: str | None) -> dict[str, InstitutionDetail]:

@@ -1,8 +1,10 @@
 """The bulletin as one self-contained HTML page: embedded CSS, inline SVG, no script, no outside resource.
 
 The page follows the printed bulletin: the 12320 hotline (sections/hotline.html.j2, from
-bulletin/hotline.py), 数据采集情况（区）, 数据采集情况（医院）and the kiosk table
-自助智能医疗服务终端使用情况表, in that order and with their columns in the printed order (the
+bulletin/hotline.py), the appointment tables 预约挂号服务统计表 and 分途径预约情况统计
+(sections/appointments.html.j2), the remote-medicine platforms, 数据采集情况（区）,
+数据采集情况（医院）and the kiosk table 自助智能医疗服务终端使用情况表, in that order and with
+their columns in the printed order (the
 hospital table in its consistent reading, see the reference NOTES), then the charts that only a
 stream can draw and each institution's problem list. Jinja2 autoescapes every value, so an
 institution's name can never inject markup; a Content-Security-Policy in the page forbids any load.
@@ -20,6 +22,7 @@ import jinja2
 from markupsafe import Markup
 
 from services.bulletin import charts, fmt
+from services.bulletin.appointments import appointment_problems, channel_mix_chart
 from services.bulletin.hotline import hotline_problems, hotline_view
 from services.bulletin.problems import (
     KIND_LABELS,
@@ -43,6 +46,7 @@ KIND_NAMES = {
     InstitutionKind.HOSPITAL: "医院",
     InstitutionKind.HOTLINE: "12320热线",
     InstitutionKind.OTHER: "其他机构",
+    None: "参考数据中无此单位",
 }
 
 
@@ -68,7 +72,9 @@ def render_html(data: BulletinData, *, now: datetime, zone: ZoneInfo, conformanc
     span = month_span(data.month, now, zone)
     uploads = [*data.districts, *data.hospitals]
     found = find_problems(uploads, data.kiosks, data.details, data.table_names, span, conformance_threshold)
-    found += hotline_problems(data.hotline, span)
+    found = with_problems(found, hotline_problems(data.hotline, span))
+    if data.appointments is not None:
+        found = with_problems(found, appointment_problems(data.appointments, span))
     if data.remote is not None:
         found = with_problems(found, remote_problems(data.remote))
     month_label = f"{data.month.year}年{data.month.month}月"
@@ -99,6 +105,8 @@ def render_html(data: BulletinData, *, now: datetime, zone: ZoneInfo, conformanc
             remote=remote_section(data.remote) if data.remote is not None else None,
             kind_names=KIND_NAMES,
             hotline=hotline_view(data.hotline, scoped=data.org_code is not None),
+            appointments=data.appointments.report if data.appointments is not None else None,
+            org_code=data.org_code,
         )
     )
 
@@ -116,8 +124,7 @@ def _summary(data: BulletinData, span: MonthSpan, found: Sequence[InstitutionPro
 
 
 def _short(name: str) -> str:
-    # Chart labels have a fixed column; the full name is in the table beside the chart.
-    return name if len(name) <= 12 else name[:11] + "…"
+    return fmt.chart_label(name)
 
 
 def _upload_charts(rows: Sequence[UploadReportRow], threshold: float, who: str) -> dict[str, Markup]:
@@ -153,6 +160,8 @@ def _charts(data: BulletinData, span: MonthSpan, threshold: float) -> dict[str, 
             span.ended,
             "每日数据上传",
         )
+    if data.appointments is not None and data.appointments.report.rows:
+        out["appointment_channels"] = channel_mix_chart(data.appointments.report.rows)
     paying: list[KioskReportRow] = [r for r in data.kiosks if r.group != "total" and r.payment_amount > 0]
     if paying:
         paying.sort(key=lambda r: r.payment_amount, reverse=True)

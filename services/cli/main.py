@@ -233,6 +233,24 @@ def report_remote_platforms(month: Annotated[str, typer.Option(help="YYYY-MM")],
         render.remote_platforms(console, report, f"{month} 远程医疗系统数据统计 remote-medicine platforms")
 
 
+@report_app.command("appointments")
+def report_appointments(
+    month: Annotated[str, typer.Option(help="YYYY-MM")],
+    fmt: Annotated[str, typer.Option("--format", "-f", help="table or json (two tables: no csv)")] = "table",
+) -> None:
+    """The monthly appointments report (预约挂号服务统计表, 分途径预约情况统计, bookings to date)."""
+    from services.streams.appointments.report import appointments_report
+
+    if fmt not in ("table", "json"):
+        _fail(f"unknown format {fmt!r}; use table or json (the report is two tables, so there is no csv)")
+    first = _month(month)
+    report = _with_db(lambda conn: appointments_report(conn, first, None))
+    if fmt == "json":
+        sys.stdout.write(report.model_dump_json(indent=2) + "\n")
+    else:
+        render.appointments(console, report, f"{month} 预约挂号服务统计表 bookings by institution and channel")
+
+
 @report_app.command("bulletin")
 def report_bulletin(
     month: Annotated[str, typer.Option(help="YYYY-MM")],
@@ -266,6 +284,18 @@ def report_missing(day: Annotated[str, typer.Option("--date", help="YYYY-MM-DD")
     render.missing(console, _with_db(lambda conn: missing_uploads(conn, when, None)), when)
 
 
+def demo_kinds_with_endpoints() -> tuple[str, ...]:
+    """The demo month's streams this platform registers (services/streams), in the demo's order.
+
+    The demo package knows nothing of the platform; the platform knows which of the demo's
+    streams it has endpoints for, so registering a stream is what switches its replay on.
+    """
+    from services.demo.stream import KINDS
+    from services.streams import STREAMS
+
+    return tuple(kind for kind in KINDS if kind in STREAMS)
+
+
 @demo_app.command("replay")
 def demo_replay(
     concurrency: Annotated[int, typer.Option(help="requests in flight")] = 8,
@@ -281,16 +311,12 @@ def demo_replay(
     """Generate the April 2020 stream and post it through the collector's HTTP API."""
     from services.demo import replay
     from services.demo.stream import KINDS
-    from services.streams import STREAMS
 
     settings = _settings()
     if settings.admin_token is None:
         _fail("set TELEMETRY_ADMIN_TOKEN to post as the platform's relay")
         return
-    # By default the streams registered on the platform: a stream's events are replayed once its
-    # endpoint exists, and no stream's list has to be edited here when one is added.
-    registered = tuple(kind for kind in KINDS if kind in STREAMS)
-    kinds = KINDS if stream == ["all"] else tuple(stream) if stream else registered
+    kinds = KINDS if stream == ["all"] else tuple(stream) if stream else demo_kinds_with_endpoints()
     if unknown := set(kinds) - set(KINDS):
         _fail(f"unknown stream {sorted(unknown)}; streams are {', '.join(KINDS)} (or all)")
         return
@@ -304,18 +330,24 @@ def demo_replay(
 @demo_app.command("check")
 def demo_check() -> None:
     """Compare the April 2020 reports in the database with the bulletin, cell by cell."""
+    from services.demo.bulletin import load_bulletin
     from services.demo.expected import (
         UNPRINTED,
+        compare_appointment_report,
         compare_hotline_report,
         compare_kiosk_report,
         compare_remote_report,
         compare_upload_report,
+        expected_appointments,
         expected_hotline,
         expected_kiosk_rows,
         expected_remote_platforms,
         expected_upload_rows,
     )
     from services.demo.reference import build_reference
+    from services.streams.appointments.model import AppointmentReport
+    from services.streams.appointments.report import appointments_report
+    from services.streams.hotline.model import HotlineReport
     from services.streams.hotline.report import hotline_report_of
     from services.streams.kiosk.report import kiosks_report
     from services.streams.remote_uploads.model import RemotePlatformsReport
@@ -326,16 +358,26 @@ def demo_check() -> None:
 
     async def fetch(
         conn: Connection,
-    ) -> tuple[list[UploadReportRow], list[UploadReportRow], list[KioskReportRow], RemotePlatformsReport]:
+    ) -> tuple[
+        list[UploadReportRow],
+        list[UploadReportRow],
+        list[KioskReportRow],
+        AppointmentReport,
+        HotlineReport,
+        RemotePlatformsReport,
+    ]:
         return (
             await uploads_report(conn, april, InstitutionKind.DISTRICT, None),
             await uploads_report(conn, april, InstitutionKind.HOSPITAL, None),
             await kiosks_report(conn, april, None),
+            await appointments_report(conn, april, None),
+            await hotline_report_of(conn, april, None),
             await remote_platforms_report(conn, april, None),
         )
 
-    districts, hospitals, kiosks, remote = _with_db(fetch)
-    reference = build_reference()
+    districts, hospitals, kiosks, appointments, hotline, remote = _with_db(fetch)
+    bulletin = load_bulletin()
+    reference = build_reference(bulletin)
     checks = {
         "district uploads (数据采集情况（区）)": compare_upload_report(
             expected_upload_rows("district", reference=reference), [r.model_dump(mode="json") for r in districts]
@@ -346,14 +388,16 @@ def demo_check() -> None:
         "kiosk use (自助终端使用情况)": compare_kiosk_report(
             expected_kiosk_rows(reference), [r.model_dump(mode="json") for r in kiosks]
         ),
+        "12320 hotline (南京12320卫生热线, 全省12320)": compare_hotline_report(
+            expected_hotline(bulletin, reference), hotline.model_dump(mode="json")
+        ),
+        "appointments (预约挂号服务统计表, 分途径预约情况统计, 总预约挂号量)": compare_appointment_report(
+            expected_appointments(bulletin, reference), appointments.model_dump(mode="json")
+        ),
         "remote platforms (远程医疗系统数据统计)": compare_remote_report(
-            expected_remote_platforms(reference=reference), remote.model_dump(mode="json")
+            expected_remote_platforms(bulletin, reference), remote.model_dump(mode="json")
         ),
     }
-    hotline = _with_db(lambda conn: hotline_report_of(conn, april, None))
-    checks["12320 hotline (南京12320卫生热线, 全省12320)"] = compare_hotline_report(
-        expected_hotline(reference=reference), hotline.model_dump(mode="json")
-    )
     failed = False
     for name, problems in checks.items():
         if problems:

@@ -12,6 +12,7 @@ from rich.table import Table
 
 from services.aggregator.deadletters import DeadLetter
 from services.storage.tokens import TokenInfo
+from services.streams.appointments.model import AppointmentReport
 from services.streams.hotline.model import HotlineReport
 from services.streams.remote_uploads.model import RemotePlatformsReport
 from services.streams.uploads.model import MissingUploadRow
@@ -132,6 +133,41 @@ def remote_platforms(console: Console, report: RemotePlatformsReport, title: str
         for rank, uploader in enumerate(platform.top_uploaders, start=1):
             top.add_row(platform.platform.value, str(rank), uploader.org_code, uploader.name, f"{uploader.value:,}")
     console.print(top)
+
+
+_CHANNEL_COLUMNS = [
+    ("online_12320", "12320在线预约\nonline 12320"),
+    ("phone", "电话预约\nphone"),
+    ("in_clinic", "诊间预约\nin clinic"),
+    ("third_party", "第三方\nthird party"),
+    ("subtotal", "小计\nsubtotal"),
+]
+
+
+def appointments(console: Console, report: AppointmentReport, title: str) -> None:
+    """Print the appointments report as the bulletin's two tables and its total to date."""
+    table = Table(title=title, header_style="bold")
+    table.add_column("单位\ninstitution", no_wrap=True)
+    for _, header in _CHANNEL_COLUMNS:
+        table.add_column(header, justify="right", no_wrap=True)
+    for row in report.rows:
+        name = row.name if row.name is not None else f"{row.org_code}（参考数据中无此单位 not in the reference data）"
+        table.add_row(name, *(_cell(row, field) for field, _ in _CHANNEL_COLUMNS))
+    table.add_row("合计 total", *(_cell(report.total, field) for field, _ in _CHANNEL_COLUMNS), style="bold")
+    console.print(table)
+    cumulative = report.appointments_cumulative
+    console.print(
+        f"截止月底总预约挂号量 bookings to date: {'—' if cumulative is None else f'{cumulative:,}'}"
+        + ("（no appointments opening balance for this month）" if cumulative is None else "")
+    )
+    platforms = Table(title=f"{report.month} 分途径预约情况统计 bookings by booking platform", header_style="bold")
+    platforms.add_column("名称\nplatform", no_wrap=True)
+    platforms.add_column("预约数量\nbookings", justify="right", no_wrap=True)
+    for p in report.platforms:
+        name = p.name if p.name is not None else f"{p.platform_code}（未登记 not registered）"
+        platforms.add_row(name, f"{p.appointments:,}")
+    platforms.add_row("合计 total", f"{report.platforms_total:,}", style="bold")
+    console.print(platforms)
 
 
 def missing(console: Console, rows: Sequence[MissingUploadRow], day: date) -> None:

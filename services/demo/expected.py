@@ -407,7 +407,12 @@ def _same(field: str, expected: object, actual: object, rate_tolerance: float) -
     if field in _RATE_FIELDS:
         got = _as_decimal(actual)
         return got is not None and abs(float(got) - float(expected)) <= rate_tolerance  # type: ignore[arg-type]
-    return _as_decimal(actual) == _as_decimal(expected)
+    got, want = _as_decimal(actual), _as_decimal(expected)
+    if got is None or want is None:
+        # Text (a platform's name, a centre's city): two texts that are not numbers would both
+        # read as None and always agree.
+        return str(actual) == str(expected)
+    return got == want
 
 
 def compare_upload_report(
@@ -540,8 +545,8 @@ def _differs(where: str, field: str, want: object, got: object) -> list[str]:
 def compare_appointment_report(expected: ExpectedAppointments, report: Mapping[str, Any]) -> list[str]:
     """Differences between the expected appointments and a report's JSON (empty when they agree).
 
-    Institutions the table does not list may be in `rows` with zeros; platforms must be sorted
-    by appointments, most first.
+    Institutions the table does not list may be in `rows` with zeros; rows must be sorted by
+    subtotal and platforms by appointments, most first (ties in any order).
     """
     problems: list[str] = []
     got_rows = {str(r.get("org_code")): r for r in report.get("rows", [])}
@@ -555,6 +560,9 @@ def compare_appointment_report(expected: ExpectedAppointments, report: Mapping[s
     for code, got in got_rows.items():
         if any(_as_decimal(got.get(field)) for field in (*CHANNELS, "subtotal")):
             problems.append(f"{code}: bookings the bulletin does not list")
+    subtotals = [_as_decimal(r.get("subtotal")) or Decimal(0) for r in report.get("rows", [])]
+    if subtotals != sorted(subtotals, reverse=True):
+        problems.append("rows are not sorted by subtotal descending")
     total = report.get("total") or {}
     for field in (*CHANNELS, "subtotal"):
         problems += _differs("合计", field, getattr(expected.total, field), total.get(field))

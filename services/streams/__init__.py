@@ -8,9 +8,9 @@ the order in which the collector's routes are declared.
 
 from __future__ import annotations
 
-from services.streams import hotline, kiosk, remote_uploads, uploads
+from services.streams import appointments, hotline, kiosk, remote_uploads, uploads
 from services.streams.base import ConsumedEvent, Registry, Stream, registry
 
-STREAMS: Registry = registry(uploads.STREAM, kiosk.STREAM, hotline.STREAM, remote_uploads.STREAM)
+STREAMS: Registry = registry(uploads.STREAM, kiosk.STREAM, appointments.STREAM, hotline.STREAM, remote_uploads.STREAM)
 
 __all__ = ["STREAMS", "ConsumedEvent", "Registry", "Stream"]

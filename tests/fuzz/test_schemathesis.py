@@ -63,6 +63,7 @@ _KNOWN = {
     "business_date": ["2020-04-10", "1900-01-01", "9998-12-31", "2020-02-29"],
     "uploaded_at": _TIMESTAMPS,
     "occurred_at": _TIMESTAMPS,
+    "booked_at": _TIMESTAMPS,
     "amount": ["0", "0.5", "12.50", "999999999999.99"],
 }
 

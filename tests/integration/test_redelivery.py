@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import sys
 from dataclasses import replace
 
 import asyncpg
@@ -17,6 +15,7 @@ from prometheus_client import CollectorRegistry
 
 from services.aggregator.deadletters import read_dead_letters, replay_dead_letters
 from services.collector.app import create_app as create_collector
+from tests.fixtures.cli import run_telemetry
 from tests.fixtures.events import load_reference, upload
 from tests.fixtures.stack import (
     StackConfig,
@@ -287,25 +286,11 @@ async def test_a_database_without_stored_offsets_reads_the_topic_from_its_start(
 
 async def _wait_applied_command(config: StackConfig, *args: str) -> tuple[int, str]:
     env = {
-        **os.environ,
         "TELEMETRY_DATABASE_URL": config.database_url,
         "TELEMETRY_KAFKA_BOOTSTRAP": config.kafka_bootstrap,
         "TELEMETRY_EVENTS_TOPIC": config.events_topic,
     }
-    env.pop("TELEMETRY_CONSUMER_GROUP", None)
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-c",
-        "from services.cli.main import main; main()",
-        "wait-applied",
-        *args,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    output, _ = await asyncio.wait_for(proc.communicate(), 60)
-    assert proc.returncode is not None
-    return proc.returncode, output.decode()
+    return await run_telemetry("wait-applied", *args, env=env, unset=["TELEMETRY_CONSUMER_GROUP"])
 
 
 async def test_wait_applied_follows_the_group_it_is_given(stack_config: StackConfig, db: asyncpg.Connection) -> None:

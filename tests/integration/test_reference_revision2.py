@@ -12,7 +12,7 @@ import pytest
 
 from services.contract.models import BalanceMetric, InstitutionKind, InstitutionLevel, Region, RemotePlatform
 from services.storage.reference import load_snapshot
-from tests.fixtures.cli import run_cli
+from tests.fixtures.cli import run_telemetry
 from tests.fixtures.events import REFERENCE
 from tests.fixtures.reference import REVISION2_COLUMNS, revision2, with_row, write_folder
 from tests.fixtures.stack import admin_headers
@@ -151,7 +151,7 @@ async def test_an_inconsistent_set_is_422_naming_the_row_and_changes_nothing(
 
 
 async def _cli(database_url: str, *args: str) -> tuple[int, str]:
-    code, output = await run_cli({"TELEMETRY_DATABASE_URL": database_url}, *args)
+    code, output = await run_telemetry(*args, env={"TELEMETRY_DATABASE_URL": database_url})
     return code, " ".join(output.split())
 
 

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from services.aggregator.rebuild import rebuild_rollups
-from tests.fixtures.cli import run_cli
+from tests.fixtures.cli import run_telemetry
 from tests.fixtures.remote import (
     expected_report,
     expected_unconnected,
@@ -166,7 +166,9 @@ async def test_bad_report_parameters_are_422(
 
 
 async def _command(database_url: str, *args: str) -> tuple[int, str]:
-    return await run_cli({"TELEMETRY_DATABASE_URL": database_url, "TELEMETRY_TIMEZONE": "Asia/Shanghai"}, *args)
+    return await run_telemetry(
+        *args, env={"TELEMETRY_DATABASE_URL": database_url, "TELEMETRY_TIMEZONE": "Asia/Shanghai"}
+    )
 
 
 async def test_the_command_prints_the_report(

@@ -92,10 +92,11 @@ def _fold(stream: Stream[Any], events: list[ConsumedEvent[Any]]) -> Deltas:
 
 
 def test_registry_order_is_the_explicit_tuple() -> None:
-    assert list(STREAMS) == ["upload", "kiosk", "hotline_contact", "remote_upload"]
+    assert list(STREAMS) == ["upload", "kiosk", "appointment", "hotline_contact", "remote_upload"]
     assert [s.path for s in STREAMS.values()] == [
         "/v1/uploads",
         "/v1/kiosk-transactions",
+        "/v1/appointments",
         "/v1/hotline-contacts",
         "/v1/remote-uploads",
     ]

@@ -190,7 +190,7 @@ def test_expected_hotline_and_remote_figures_are_the_printed_cells() -> None:
 def _appointment_report(streams: StreamsFold, names: dict[str, str]) -> dict[str, Any]:
     rows = [
         {"org_code": org, "name": names[org], **{c: counts[c] for c in CHANNELS}, "subtotal": counts.total()}
-        for org, counts in streams.appointments.items()
+        for org, counts in sorted(streams.appointments.items(), key=lambda item: -item[1].total())
     ]
     balance = next(int(b["value"]) for b in reference_rows("opening_balances.csv") if b["metric"] == "appointments")
     platforms = {p["platform_code"]: p["name"] for p in reference_rows("booking_platforms.csv")}
@@ -269,11 +269,15 @@ def test_each_checker_names_what_differs(streams: StreamsFold) -> None:
     names = {code: i["name"] for code, i in institutions.items()}
     report = _appointment_report(streams, names)
     report["rows"][0]["phone"] += 1
+    report["rows"].reverse()
     report["platforms"].reverse()
+    report["platforms"][0]["name"] = "微脉"
     report["appointments_cumulative"] = 356_355  # without the opening balance
     problems = compare_appointment_report(expected_appointments(), report)
     assert any(": phone is " in p for p in problems)
+    assert "rows are not sorted by subtotal descending" in problems
     assert "platforms are not sorted by appointments descending" in problems
+    assert "platform weimai: name is '微脉', expected 微脉科技" in problems
     assert any(p.startswith("total to date: appointments_cumulative is 356355") for p in problems)
     report = _hotline_report(streams, institutions)
     report["rows"] = report["rows"][1:]

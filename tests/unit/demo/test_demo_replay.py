@@ -229,3 +229,12 @@ def test_every_registered_stream_is_replayed_to_its_own_path() -> None:
     for stream in STREAMS.values():
         assert ENDPOINTS.get(stream.name) == stream.path, stream.name
     assert set(ENDPOINTS) == set(KINDS)
+
+
+def test_the_command_replays_every_demo_stream_the_platform_registers() -> None:
+    # Registering a stream is what switches its demo replay on (deploy/local/demo posts these).
+    from services.cli.main import demo_kinds_with_endpoints
+
+    kinds = demo_kinds_with_endpoints()
+    assert {"upload", "kiosk", "appointment"} <= set(kinds)
+    assert set(kinds) == set(KINDS) & set(STREAMS) and list(kinds) == [k for k in KINDS if k in kinds]
