@@ -75,6 +75,13 @@ class AggregatorMetrics:
             namespace="aggregator",
             registry=registry,
         )
+        self.kafka_topics_ok = Gauge(
+            "kafka_topics_ok",
+            "1 once the topics' replication factor and min.insync.replicas are at least the settings; "
+            "0 while they are not (or not checked yet): the aggregator then consumes but is not ready.",
+            namespace="aggregator",
+            registry=registry,
+        )
         # The data-quality gauges per institution (services/aggregator/quality.py) and
         # the health of the task that refreshes them.
         self.quality = QualityGauges(registry)

@@ -21,7 +21,7 @@ from services.collector.spool import AsyncSpool, Spool
 from services.storage.database import open_pool
 from services.storage.live import LiveValue
 from services.storage.reference import REFERENCE_CHANNEL, ReferenceSnapshot, load_snapshot
-from services.topics import ensure_topics, event_topics
+from services.topics import topic_guard
 from services.web.auth import Authenticator, token_cache
 from services.web.errors import install_error_handlers
 from services.web.instrumentation import InstrumentationMiddleware
@@ -60,13 +60,16 @@ def create_app(settings: CollectorSettings, registry: CollectorRegistry | None =
             "reference", pool, load_snapshot, REFERENCE_CHANNEL, ReferenceSnapshot.empty(), settings.cache_refresh_s
         )
         tokens = token_cache(pool, settings.cache_refresh_s)
+        # The producer starts only once the topics are as durable as configured: until then
+        # nothing is acknowledged by a weaker topic (requests go to the spool).
+        topics = topic_guard(settings, metrics.kafka_topics_ok.set)
         kafka = KafkaPublisher(
             settings.kafka_bootstrap,
             settings.events_topic,
             settings.publish_timeout_s,
             metrics,
             settings.producer_linger_ms,
-            prepare=lambda: prepare_topics(settings),
+            prepare=topics.until_ok,
             probe_s=settings.kafka_probe_s,
         )
         spool = await asyncio.to_thread(Spool, settings.spool_dir, settings.spool_max_bytes)
@@ -74,6 +77,7 @@ def create_app(settings: CollectorSettings, registry: CollectorRegistry | None =
         authenticator = Authenticator(settings.admin_token.get_secret_value(), tokens)
         intake = Intake(metrics, publisher, reference, rate_limiter, settings.retry_after_s)
         app.state.pool = pool
+        app.state.topics = topics
         app.state.reference = reference
         app.state.authenticator = authenticator
         app.state.publisher = publisher
@@ -106,16 +110,3 @@ def create_app(settings: CollectorSettings, registry: CollectorRegistry | None =
     app.add_middleware(InstrumentationMiddleware, metrics=metrics.http)
     app.ingest = ingest
     return app
-
-
-async def prepare_topics(settings: CollectorSettings) -> None:
-    """Make sure the topics exist before serving (idempotent)."""
-    await ensure_topics(
-        settings.kafka_bootstrap,
-        event_topics(
-            settings.events_topic,
-            settings.dead_letter_topic,
-            settings.events_partitions,
-            settings.events_replication_factor,
-        ),
-    )

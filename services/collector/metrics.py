@@ -48,6 +48,13 @@ class CollectorMetrics:
             namespace="collector",
             registry=registry,
         )
+        self.kafka_topics_ok = Gauge(
+            "kafka_topics_ok",
+            "1 once the topics' replication factor and min.insync.replicas are at least the settings; "
+            "0 while they are not (or not checked yet): the collector then spools and is not ready.",
+            namespace="collector",
+            registry=registry,
+        )
         self.spool_bytes = Gauge(
             "spool_bytes",
             "Bytes in the local spool waiting to be forwarded to Kafka.",

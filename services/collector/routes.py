@@ -64,17 +64,18 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", tags=["operations"], summary="Kafka is reachable and reference data is loaded")
+@router.get("/readyz", tags=["operations"], summary="Kafka reachable, topics as configured, reference data loaded")
 async def readyz(state: State) -> JsonResponse:
-    """Readiness: a metadata round trip to the broker."""
+    """Readiness: a metadata round trip to the broker, and the topics' replication as configured."""
     kafka = await state.publisher.ready()
     reference = state.reference.value.version is not None
     body = {
         "kafka": "ok" if kafka else "unreachable",
+        "topics": state.topics.describe(),
         "spooling": state.publisher.spooling,
         "reference_version": state.reference.value.version,
     }
-    return JsonResponse(body, status_code=200 if kafka and reference else 503)
+    return JsonResponse(body, status_code=200 if kafka and state.topics.ok and reference else 503)
 
 
 @router.get("/metrics", tags=["operations"], summary="Prometheus metrics", response_class=PlainTextResponse)

@@ -38,6 +38,9 @@ from zoneinfo import ZoneInfo
 import asyncpg
 import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from aiokafka.errors import KafkaError
 from aiokafka.partitioner import DefaultPartitioner
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -395,9 +398,11 @@ class Pipeline:
 # -- spare broker and throwaway PostgreSQL ------------------------------------------------------
 
 
-def _run_script(script: str, action: str, env: dict[str, str], timeout_s: float = 180) -> None:
+def _run_script(
+    script: str, action: str, env: dict[str, str], timeout_s: float = 180, args: list[str] | None = None
+) -> None:
     done = subprocess.run(
-        [str(REPO / "deploy/local" / script), action],
+        [str(REPO / "deploy/local" / script), action, *(args or [])],
         env=env,
         capture_output=True,
         text=True,
@@ -406,6 +411,32 @@ def _run_script(script: str, action: str, env: dict[str, str], timeout_s: float 
     )
     if done.returncode != 0:
         raise HarnessError(f"{script} {action} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+
+
+def _kafka_env(root: Path, state_dir: Path, **settings: str) -> dict[str, str]:
+    """kafka.sh's environment for brokers of our own: their state folder, the script's step logs
+    under `root` (not the shared stack's `.state/`), modest heaps, and `settings` (ports, count)."""
+    return {
+        **os.environ,
+        "TELEMETRY_STATE_DIR": str(root / "state"),
+        "KAFKA_STATE_DIR": str(state_dir),
+        "KAFKA_HEAP_OPTS": "-Xms256m -Xmx512m",
+        **settings,
+    }
+
+
+def _kill_ours(pid_file: Path, state_dir: Path) -> None:
+    """SIGKILL the broker whose pid file this is, after checking that its command line is ours."""
+    pid = int(pid_file.read_text().strip())
+    cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
+    if str(state_dir).encode() not in cmdline:
+        raise HarnessError(f"pid {pid} is not our spare broker: {cmdline[:200]!r}")
+    os.kill(pid, signal.SIGKILL)
+    for _ in range(100):
+        if not Path(f"/proc/{pid}").exists():
+            return
+        time.sleep(0.1)
+    raise HarnessError(f"spare broker pid {pid} did not die")
 
 
 class SpareBroker:
@@ -420,14 +451,13 @@ class SpareBroker:
         port, controller = free_port(), free_port()
         self.bootstrap = f"127.0.0.1:{port}"
         self.state_dir = root / "kafka"
-        self._env = {
-            **os.environ,
-            "TELEMETRY_STATE_DIR": str(root / "state"),
-            "KAFKA_PORT": str(port),
-            "KAFKA_CONTROLLER_PORT": str(controller),
-            "KAFKA_STATE_DIR": str(self.state_dir),
-            "KAFKA_HEAP_OPTS": "-Xms256m -Xmx512m",
-        }
+        self._env = _kafka_env(
+            root,
+            self.state_dir,
+            TELEMETRY_KAFKA_BROKERS="1",
+            KAFKA_PORT=str(port),
+            KAFKA_CONTROLLER_PORT=str(controller),
+        )
 
     def start(self) -> None:
         """Start and wait until it serves requests."""
@@ -439,16 +469,128 @@ class SpareBroker:
 
     def kill(self) -> None:
         """SIGKILL the broker process (ours: its pid file is in our state folder)."""
-        pid = int((self.state_dir / "kafka.pid").read_text().strip())
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
-        if str(self.state_dir).encode() not in cmdline:
-            raise HarnessError(f"pid {pid} is not our spare broker: {cmdline[:200]!r}")
-        os.kill(pid, signal.SIGKILL)
-        for _ in range(100):
-            if not Path(f"/proc/{pid}").exists():
-                return
-            time.sleep(0.1)
-        raise HarnessError(f"spare broker pid {pid} did not die")
+        _kill_ours(self.state_dir / "kafka.pid", self.state_dir)
+
+
+BROKERS = (1, 2, 3)
+
+
+class SpareCluster:
+    """Three brokers and a KRaft controller of our own (deploy/local/kafka.sh with
+    TELEMETRY_KAFKA_BROKERS=3), on free ports, in a state folder of our own.
+
+    Brokers are numbered 1-3 as their node ids; each can be stopped (SIGTERM: a controlled
+    shutdown that hands its leaderships over), killed (SIGKILL) and started alone, while the
+    controller keeps running, as in a cluster whose controller quorum is healthy.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.ports = {n: free_port() for n in BROKERS}
+        self.bootstrap = ",".join(f"127.0.0.1:{self.ports[n]}" for n in BROKERS)
+        self.state_dir = root / "kafka-cluster"
+        self._env = _kafka_env(
+            root,
+            self.state_dir,
+            TELEMETRY_KAFKA_BROKERS="3",
+            KAFKA_PORTS=" ".join(str(self.ports[n]) for n in BROKERS),
+            KAFKA_CONTROLLER_PORT=str(free_port()),
+        )
+
+    def start(self) -> None:
+        """Start the controller and every broker not running; wait until they serve requests."""
+        _run_script("kafka.sh", "start", self._env)
+
+    def stop(self) -> None:
+        """Stop the brokers (controlled shutdown), then the controller."""
+        _run_script("kafka.sh", "stop", self._env)
+
+    def start_broker(self, n: int) -> None:
+        """Start broker n (a no-op if it runs) and wait until it serves requests."""
+        _run_script("kafka.sh", "start", self._env, args=[str(n)])
+
+    def stop_broker(self, n: int) -> None:
+        """SIGTERM broker n (controlled shutdown) and wait until it is gone."""
+        _run_script("kafka.sh", "stop", self._env, args=[str(n)])
+
+    def kill_broker(self, n: int) -> None:
+        """SIGKILL broker n: no controlled shutdown, its leaderships move when its session expires."""
+        _kill_ours(self.state_dir / f"broker-{n}" / "kafka.pid", self.state_dir)
+
+    def broker_log(self, n: int) -> Path:
+        """Broker n's log."""
+        return self.state_dir / f"broker-{n}" / "broker.log"
+
+    def _admin(self) -> AIOKafkaAdminClient:
+        return AIOKafkaAdminClient(bootstrap_servers=self.bootstrap, request_timeout_ms=10_000)
+
+    async def partitions(self, topic: str) -> list[dict[str, Any]]:
+        """The topic's partitions from fresh metadata: partition, leader (-1: none), replicas, isr."""
+        admin = self._admin()
+        await admin.start()
+        try:
+            (described,) = await admin.describe_topics([topic])
+        finally:
+            await admin.close()
+        return sorted(described["partitions"], key=lambda p: int(p["partition"]))
+
+    async def create_topic(self, name: str, partitions: int, replication: int, config: dict[str, str]) -> None:
+        """Create a topic the way someone else might have, before the services start."""
+        admin = self._admin()
+        await admin.start()
+        try:
+            response = await admin.create_topics([NewTopic(name, partitions, replication, topic_configs=config)])
+        finally:
+            await admin.close()
+        errors = [row for row in response.to_object()["topic_errors"] if row["error_code"]]
+        if errors:
+            raise HarnessError(f"topic {name} not created: {errors}")
+
+    async def topic_config(self, name: str, key: str) -> tuple[str, int]:
+        """A topic's effective value of `key` and its DescribeConfigs source (1: the topic's own setting)."""
+        admin = self._admin()
+        await admin.start()
+        try:
+            responses = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, name, {key: None})])
+        finally:
+            await admin.close()
+        for response in responses:
+            for resource in response.to_object()["resources"]:
+                for entry in resource["config_entries"]:
+                    if entry["config_names"] == key:
+                        return str(entry["config_value"]), int(entry["config_source"])
+        raise HarnessError(f"no {key} for topic {name}")
+
+    async def set_topic_config(self, name: str, config: dict[str, str]) -> None:
+        """Replace the topic's own settings with `config` (AlterConfigs), as an operator fixing it would."""
+        admin = self._admin()
+        await admin.start()
+        try:
+            responses = await admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, name, config)])
+        finally:
+            await admin.close()
+        errors = [r for resp in responses for r in resp.to_object()["resources"] if r["error_code"]]
+        if errors:
+            raise HarnessError(f"topic {name} not altered: {errors}")
+
+    async def leaders(self, topic: str) -> dict[int, int]:
+        """Partition -> node id of its leader (-1 while it has none)."""
+        return {int(p["partition"]): int(p["leader"]) for p in await self.partitions(topic)}
+
+    async def wait_in_sync(self, topics: list[str], timeout_s: float = 90) -> float:
+        """Seconds until every partition of the topics has a leader and all its replicas in sync."""
+
+        async def in_sync() -> bool:
+            try:
+                for topic in topics:
+                    parts = await self.partitions(topic)
+                    if not parts or any(p["leader"] < 0 or sorted(p["isr"]) != sorted(p["replicas"]) for p in parts):
+                        return False
+            except KafkaError:
+                return False
+            return True
+
+        return await wait_until(in_sync, f"every replica of {topics} in sync", timeout_s, every_s=0.5)
 
 
 class ThrowawayPostgres:

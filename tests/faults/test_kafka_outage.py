@@ -47,6 +47,7 @@ class Broker:
         self.bootstrap = f"127.0.0.1:{port}"
         self._env = {
             **os.environ,
+            "TELEMETRY_KAFKA_BROKERS": "1",  # a single broker even where the cluster is asked for
             "KAFKA_PORT": str(port),
             "KAFKA_CONTROLLER_PORT": str(controller_port),
             "KAFKA_STATE_DIR": str(state_dir),
