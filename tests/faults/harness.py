@@ -1157,6 +1157,22 @@ async def check_exact(conn: asyncpg.Connection, load: Load, zone: ZoneInfo = PLA
     return CheckResult(out, institutions, len(acked), len(stored))
 
 
+async def finish_exact(p: Pipeline, load: Load, db: asyncpg.Connection, *, drain_s: float = 120) -> CheckResult:
+    """Stop the load, let the backlog drain by itself, then the exact check and the health of every consumer."""
+    await load.stop()
+    await wait_drained(db, load, timeout_s=drain_s)
+    # A late duplicate or replay would show up after the counts first match: look again.
+    await asyncio.sleep(1.0)
+    result = await check_exact(db, load)
+    result.assert_exact()
+    if p.consumer_crashes():
+        raise HarnessError(f"a consume loop died: {p.consumer_crashes()}")
+    for service in p.aggregators.values():
+        if service.alive() and not await service.ready():
+            raise HarnessError(f"{service.name} not ready at the end:\n{service.log_tail()}")
+    return result
+
+
 # -- Kafka offsets ------------------------------------------------------------------------------
 
 

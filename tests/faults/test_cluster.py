@@ -19,25 +19,36 @@ brokers; three aggregators in one group, two of them SIGKILLed one after the oth
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
+import time
 import uuid
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import asyncpg
 import httpx
 import pytest
+import pytest_asyncio
+from aiokafka.errors import KafkaError
 from prometheus_client import CollectorRegistry
 
 from services.collector.app import create_app as create_collector
 from services.topics import MIN_INSYNC, check_topics, ensure_topics, event_topics
 from tests.faults.harness import (
+    BROKERS,
+    Load,
     Offsets,
+    Pipeline,
     SpareCluster,
+    finish_exact,
+    log_dir_for,
     wait_until,
 )
 from tests.fixtures.events import load_reference, upload
-from tests.fixtures.stack import StackConfig, admin_headers, aggregator_running, running
+from tests.fixtures.stack import ADMIN_TOKEN, StackConfig, admin_headers, aggregator_running, running
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 
@@ -223,3 +234,180 @@ async def test_min_insync_from_the_brokers_default_counts_and_a_fix_makes_it_rea
         assert sum((await offsets.ends()).values()) == 1  # the request's one record (one institution)
     finally:
         await offsets.stop()
+
+
+# -- faults ----------------------------------------------------------------------------------
+
+# The services as the local 3-broker stack runs them (deploy/local/services.sh).
+CLUSTER_ENV = {
+    "TELEMETRY_EVENTS_REPLICATION_FACTOR": "3",
+    "TELEMETRY_EVENTS_MIN_INSYNC_REPLICAS": "2",
+    "TELEMETRY_PUBLISH_TIMEOUT_S": "3",
+}
+# Four JVMs, a collector and up to three aggregators share two cores: a lighter load than the
+# single-broker fault tests'.
+RATE = float(os.environ.get("TELEMETRY_TEST_CLUSTER_RATE", "1000"))
+
+
+@pytest_asyncio.fixture
+async def pipeline(
+    healthy: SpareCluster,
+    database_url: str,
+    names: tuple[str, str, str],
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+) -> AsyncIterator[Pipeline]:
+    """Collector and aggregators as processes, on the cluster, with this test's database and names."""
+    events, dead_letters, group = names
+    p = Pipeline(
+        database_url=database_url,
+        kafka_bootstrap=healthy.bootstrap,
+        events_topic=events,
+        dead_letter_topic=dead_letters,
+        consumer_group=group,
+        admin_token=ADMIN_TOKEN,
+        log_dir=log_dir_for(request.node.name),
+        spool_dir=tmp_path / "spool",
+        extra_env=CLUSTER_ENV,
+    )
+    try:
+        yield p
+    finally:
+        p.close()
+
+
+def _load(p: Pipeline) -> Load:
+    load = Load(p.collector.url, p.headers, events_per_s=RATE)
+    load.start()
+    return load
+
+
+async def _leaders(cluster: SpareCluster, topic: str) -> dict[int, int] | None:
+    """Partition -> leader, or None while the metadata cannot be read (a broker just went away)."""
+    try:
+        return await cluster.leaders(topic)
+    except KafkaError:
+        return None
+
+
+async def _spool_events(p: Pipeline) -> float:
+    return (await p.collector.metrics("collector_spool_events"))["collector_spool_events"]
+
+
+async def test_leader_of_the_written_partitions_killed_under_load(
+    healthy: SpareCluster, pipeline: Pipeline, db: asyncpg.Connection
+) -> None:
+    """SIGKILL of the broker leading most partitions of the events topic while events are written
+    to all of them. Its partitions get new leaders from the in-sync replicas once the controller
+    has fenced it; meanwhile the collector acknowledges from its spool. The broker comes back and
+    catches up; every acknowledged event is counted once."""
+    await pipeline.start("a")
+    load = _load(pipeline)
+    await asyncio.sleep(3)
+    leaders = await healthy.leaders(pipeline.events_topic)
+    victim, led = Counter(leaders.values()).most_common(1)[0]
+    assert led >= 2, f"leaders not spread: {leaders}"
+    killed = time.monotonic()
+    await asyncio.to_thread(healthy.kill_broker, victim)
+
+    async def moved() -> bool:
+        now = await _leaders(healthy, pipeline.events_topic)
+        return now is not None and all(leader not in (victim, -1) for leader in now.values())
+
+    await wait_until(moved, f"every partition led by another broker than {victim}", 60, every_s=0.5)
+    await asyncio.sleep(OUTAGE_S)
+    assert load.acknowledged_since(killed) > 0, "nothing acknowledged after the leader was killed"
+    await asyncio.to_thread(healthy.start_broker, victim)
+    await healthy.wait_in_sync([pipeline.events_topic, pipeline.dead_letter_topic])
+    await asyncio.sleep(2)
+    await finish_exact(pipeline, load, db)
+
+
+async def test_two_of_three_brokers_down_requests_go_to_the_spool_and_all_arrive(
+    healthy: SpareCluster, pipeline: Pipeline, db: asyncpg.Connection
+) -> None:
+    """Brokers 2 and 3 SIGKILLed under load. Once the controller has fenced them, every partition's
+    in-sync replicas are broker 1 alone, fewer than min.insync.replicas=2: broker 1 refuses every
+    append (NotEnoughReplicas, in its log), nothing is forwarded, and the collector answers 202
+    from its spool. When the two are back and in sync, the spool is forwarded and every
+    acknowledged event is counted once."""
+    await pipeline.start("a")
+    load = _load(pipeline)
+    await asyncio.sleep(3)
+    survivor_log = healthy.broker_log(1)
+    log_from = survivor_log.stat().st_size
+    for n in (2, 3):
+        await asyncio.to_thread(healthy.kill_broker, n)
+
+    async def too_few_in_sync() -> bool:
+        try:
+            parts = await healthy.partitions(pipeline.events_topic)
+        except KafkaError:
+            return False
+        return all(p["isr"] == [1] for p in parts)
+
+    await wait_until(too_few_in_sync, "every partition in sync on broker 1 alone", 60, every_s=0.5)
+    counters = ("collector_spooled_events_total", "collector_spool_forwarded_events_total")
+    before = await pipeline.collector.metrics(*counters)
+    acknowledged = load.acknowledged_count
+    await asyncio.sleep(OUTAGE_S)
+    after = await pipeline.collector.metrics(*counters)
+    assert load.acknowledged_count > acknowledged, "nothing acknowledged while Kafka could not"
+    assert after["collector_spooled_events_total"] > before["collector_spooled_events_total"]
+    assert after["collector_spool_forwarded_events_total"] == before["collector_spool_forwarded_events_total"]
+    with survivor_log.open("rb") as log:
+        log.seek(log_from)
+        refusals = log.read().decode("utf-8", "replace")
+    assert f"min.isr requirement of 2 for partition {pipeline.events_topic}-" in refusals
+    await asyncio.to_thread(healthy.start)
+    await healthy.wait_in_sync([pipeline.events_topic, pipeline.dead_letter_topic])
+
+    async def forwarded() -> bool:
+        return await _spool_events(pipeline) == 0
+
+    await wait_until(forwarded, "the spool forwarded to the cluster", 120, every_s=0.5)
+    await finish_exact(pipeline, load, db)
+
+
+async def test_rolling_restart_of_all_three_brokers_under_load(
+    healthy: SpareCluster, pipeline: Pipeline, db: asyncpg.Connection
+) -> None:
+    """Each broker in turn stopped (controlled shutdown: it hands its leaderships over) and started
+    again, the next one only once every replica (the consumer offsets' too) is back in sync."""
+    await pipeline.start("a")
+    load = _load(pipeline)
+    await asyncio.sleep(3)
+    topics = [pipeline.events_topic, pipeline.dead_letter_topic, "__consumer_offsets"]
+    for n in BROKERS:
+        restarted = time.monotonic()
+        await asyncio.to_thread(healthy.stop_broker, n)
+        await asyncio.to_thread(healthy.start_broker, n)
+        await healthy.wait_in_sync(topics)
+        assert load.acknowledged_since(restarted) > 0, f"nothing acknowledged while broker {n} restarted"
+    await asyncio.sleep(2)
+    await finish_exact(pipeline, load, db)
+
+
+async def test_three_aggregators_two_killed_one_after_the_other(
+    healthy: SpareCluster, pipeline: Pipeline, db: asyncpg.Connection
+) -> None:
+    """Three aggregators share the six partitions; one is SIGKILLed, and once the other two own all
+    six, another: the last one carries everything, and every acknowledged event counts once."""
+    await pipeline.start("a", "b", "c")
+    load = _load(pipeline)
+
+    def owners() -> dict[str, list[int]]:
+        return {s.name: s.assigned_partitions() for s in pipeline.aggregators.values() if s.alive()}
+
+    async def shared_by_all() -> bool:
+        owned = owners()
+        every = sorted(p for ps in owned.values() for p in ps)
+        return every == list(range(6)) and all(owned.values())
+
+    await wait_until(shared_by_all, "the six partitions shared by the three aggregators", 60, every_s=0.5)
+    for name in ("a", "b"):
+        await pipeline.aggregator(name).kill()
+        await wait_until(shared_by_all, f"the partitions of {name} given to the others", 60, every_s=0.5)
+    assert list(owners()) == ["c"]
+    await asyncio.sleep(3)
+    await finish_exact(pipeline, load, db)
