@@ -473,6 +473,13 @@ class SpareBroker:
 
 
 BROKERS = (1, 2, 3)
+# The services' settings on the cluster, as deploy/local/services.sh gives them with
+# TELEMETRY_KAFKA_BROKERS=3; a shorter publish timeout sends requests to the spool sooner.
+CLUSTER_SERVICE_ENV = {
+    "TELEMETRY_EVENTS_REPLICATION_FACTOR": "3",
+    "TELEMETRY_EVENTS_MIN_INSYNC_REPLICAS": "2",
+    "TELEMETRY_PUBLISH_TIMEOUT_S": "3",
+}
 
 
 class SpareCluster:
@@ -1046,6 +1053,9 @@ class CheckResult:
     institutions: list[InstitutionRow]
     acknowledged: int
     counted: int
+    lost: int = 0  # acknowledged, not in event_keys
+    unexpected: int = 0  # in event_keys, never acknowledged
+    duplicates: int = 0  # events the rollups count beyond the distinct ones stored (twice-counted)
 
     def assert_exact(self) -> None:
         """Raise with the first differences unless acknowledged == counted everywhere."""
@@ -1154,7 +1164,10 @@ async def check_exact(conn: asyncpg.Connection, load: Load, zone: ZoneInfo = PLA
                 sum((v[1] for k, v in got_kiosk.items() if k[0] == org), Decimal("0.00")),
             )
         )
-    return CheckResult(out, institutions, len(acked), len(stored))
+    rollup_events = sum(v[2] for v in got_daily.values()) + sum(v[0] for v in got_kiosk.values())
+    return CheckResult(
+        out, institutions, len(acked), len(stored), len(missing), len(extra), rollup_events - len(stored)
+    )
 
 
 async def finish_exact(p: Pipeline, load: Load, db: asyncpg.Connection, *, drain_s: float = 120) -> CheckResult:

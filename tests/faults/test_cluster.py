@@ -39,6 +39,7 @@ from services.collector.app import create_app as create_collector
 from services.topics import MIN_INSYNC, check_topics, ensure_topics, event_topics
 from tests.faults.harness import (
     BROKERS,
+    CLUSTER_SERVICE_ENV,
     Load,
     Offsets,
     Pipeline,
@@ -158,7 +159,7 @@ async def test_topic_below_the_configured_replication_keeps_both_services_unread
         readiness = await _readiness(collector)
         assert readiness.status_code == 503
         assert readiness.json()["topics"] == "; ".join(expected)
-        assert registry.get_sample_value("collector_kafka_topics_ok") == 0
+        assert registry.get_sample_value("collector_kafka_topics_below_settings") == 1
         logged = [r for r in caplog.records if r.getMessage().startswith("kafka topics are less durable")]
         assert [getattr(r, "problems", None) for r in logged] == [expected]
         # Still acknowledged, from the spool: nothing goes to the weaker topic.
@@ -185,7 +186,7 @@ async def test_topic_below_the_configured_replication_keeps_both_services_unread
         assert readiness.status_code == 503
         assert readiness.json() == {"database": "ok", "consumer": "running", "topics": "; ".join(expected)}
         metrics = aggregator.app.state.metrics  # type: ignore[attr-defined]
-        assert metrics.registry.get_sample_value("aggregator_kafka_topics_ok") == 0
+        assert metrics.registry.get_sample_value("aggregator_kafka_topics_below_settings") == 1
 
 
 async def test_min_insync_from_the_brokers_default_counts_and_a_fix_makes_it_ready(
@@ -222,7 +223,7 @@ async def test_min_insync_from_the_brokers_default_counts_and_a_fix_makes_it_rea
 
         await wait_until(ready, "the collector ready once the topics are fixed", 60, every_s=0.2)
         assert (await collector.get("/readyz")).json()["topics"] == "ok"
-        assert registry.get_sample_value("collector_kafka_topics_ok") == 1
+        assert registry.get_sample_value("collector_kafka_topics_below_settings") == 0
 
         async def forwarded() -> bool:
             return registry.get_sample_value("collector_spool_events") == 0
@@ -238,12 +239,6 @@ async def test_min_insync_from_the_brokers_default_counts_and_a_fix_makes_it_rea
 
 # -- faults ----------------------------------------------------------------------------------
 
-# The services as the local 3-broker stack runs them (deploy/local/services.sh).
-CLUSTER_ENV = {
-    "TELEMETRY_EVENTS_REPLICATION_FACTOR": "3",
-    "TELEMETRY_EVENTS_MIN_INSYNC_REPLICAS": "2",
-    "TELEMETRY_PUBLISH_TIMEOUT_S": "3",
-}
 # Four JVMs, a collector and up to three aggregators share two cores: a lighter load than the
 # single-broker fault tests'.
 RATE = float(os.environ.get("TELEMETRY_TEST_CLUSTER_RATE", "1000"))
@@ -268,7 +263,7 @@ async def pipeline(
         admin_token=ADMIN_TOKEN,
         log_dir=log_dir_for(request.node.name),
         spool_dir=tmp_path / "spool",
-        extra_env=CLUSTER_ENV,
+        extra_env=CLUSTER_SERVICE_ENV,
     )
     try:
         yield p
