@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,6 +64,17 @@ def event_topics(
         TopicSpec(events_topic, partitions, big, replication_factor, min_insync_replicas),
         TopicSpec(dead_letter_topic, 1, big, replication_factor, min_insync_replicas),
     ]
+
+
+@asynccontextmanager
+async def _admin(bootstrap: str) -> AsyncIterator[AIOKafkaAdminClient]:
+    # Closed whatever happens, a failed or cancelled start included.
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="health-telemetry-admin")
+    try:
+        await admin.start()
+        yield admin
+    finally:
+        await admin.close()
 
 
 def _new_topic(spec: TopicSpec) -> NewTopic:
@@ -155,12 +167,8 @@ async def ensure_topics(bootstrap: str, specs: list[TopicSpec]) -> list[str]:
     Raises KafkaError when the broker cannot be reached or refuses for a reason other than the
     topic existing already. Whether existing topics are durable enough is `check_topics`'s job.
     """
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="health-telemetry-admin")
-    await admin.start()
-    try:
+    async with _admin(bootstrap) as admin:
         created, problems = await _create_missing(admin, specs)
-    finally:
-        await admin.close()
     if problems:
         raise InvalidReplicationFactorError("; ".join(problems.values()))
     return created
@@ -173,9 +181,7 @@ async def check_topics(bootstrap: str, specs: list[TopicSpec]) -> list[str]:
     with DescribeConfigs, which answers the effective value, the broker's default included.
     Raises KafkaError when the broker cannot be reached (the caller retries).
     """
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="health-telemetry-admin")
-    await admin.start()
-    try:
+    async with _admin(bootstrap) as admin:
         _, not_created = await _create_missing(admin, specs)
         problems = list(not_created.values())
         present = [s for s in specs if s.name not in not_created]
@@ -185,8 +191,6 @@ async def check_topics(bootstrap: str, specs: list[TopicSpec]) -> list[str]:
             min_insync = await _min_insync(admin, names)
             problems += layout_problems(present, factors, min_insync)
         return problems
-    finally:
-        await admin.close()
 
 
 class TopicGuard:
@@ -194,19 +198,19 @@ class TopicGuard:
 
     `until_ok` checks, and while the topics fall short re-checks every `recheck_s`, so fixing
     the topics (reassigning replicas, setting `min.insync.replicas`) makes the service ready
-    without a restart. `on_verdict(True/False)` feeds the service's gauge.
+    without a restart. `on_shortfall(True/False)` after each check feeds the service's gauge.
     """
 
     def __init__(
         self,
         bootstrap: str,
         specs: list[TopicSpec],
-        on_verdict: Callable[[bool], Any] = lambda ok: None,
+        on_shortfall: Callable[[bool], Any] = lambda short: None,
         recheck_s: float = 30.0,
     ) -> None:
         self._bootstrap = bootstrap
         self._specs = specs
-        self._on_verdict = on_verdict
+        self._on_shortfall = on_shortfall
         self._recheck_s = recheck_s
         self.problems: list[str] | None = None  # None: not checked yet
 
@@ -232,12 +236,17 @@ class TopicGuard:
         elif not problems and self.problems:
             log.info("kafka topics are now as durable as configured", extra={"topics": [s.name for s in self._specs]})
         self.problems = problems
-        self._on_verdict(not problems)
+        self._on_shortfall(bool(problems))
         return not problems
 
-    async def until_ok(self) -> None:
-        """Check until the topics are as configured: a broker error is retried soon, a problem every recheck_s."""
+    async def until_ok(self, checked: bool = False) -> None:
+        """Check until the topics are as configured: a broker error is retried soon, a problem every recheck_s.
+
+        `checked`: the caller has just checked; the first check waits recheck_s.
+        """
         delay = 0.5
+        if checked:
+            await asyncio.sleep(self._recheck_s)
         while True:
             try:
                 if await self.check():
@@ -249,7 +258,7 @@ class TopicGuard:
             await asyncio.sleep(wait)
 
 
-def topic_guard(settings: CommonSettings, on_verdict: Callable[[bool], Any]) -> TopicGuard:
+def topic_guard(settings: CommonSettings, on_shortfall: Callable[[bool], Any]) -> TopicGuard:
     """The guard of the topics a service's settings name, with their replication settings."""
     specs = event_topics(
         settings.events_topic,
@@ -258,4 +267,4 @@ def topic_guard(settings: CommonSettings, on_verdict: Callable[[bool], Any]) -> 
         settings.events_replication_factor,
         settings.min_insync_replicas,
     )
-    return TopicGuard(settings.kafka_bootstrap, specs, on_verdict, settings.kafka_topics_recheck_s)
+    return TopicGuard(settings.kafka_bootstrap, specs, on_shortfall, settings.kafka_topics_recheck_s)

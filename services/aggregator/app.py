@@ -43,10 +43,10 @@ def create_app(settings: AggregatorSettings, registry: CollectorRegistry | None 
         # Creates the missing topics before the consumer subscribes. Topics less durable than
         # configured do not stop the consumer (reading them loses nothing) but keep /readyz at
         # 503, re-checked in the background until an operator fixes them.
-        topics = topic_guard(settings, metrics.kafka_topics_ok.set)
+        topics = topic_guard(settings, metrics.kafka_topics_below_settings.set)
         await topics.check()
         app.state.topics = topics
-        topic_check = None if topics.ok else asyncio.create_task(topics.until_ok(), name="topic-check")
+        topic_check = None if topics.ok else asyncio.create_task(topics.until_ok(checked=True), name="topic-check")
         tokens = token_cache(pool, settings.cache_refresh_s)
         await tokens.start()
         consumer = EventConsumer(settings, pool, metrics)

@@ -62,7 +62,7 @@ def create_app(settings: CollectorSettings, registry: CollectorRegistry | None =
         tokens = token_cache(pool, settings.cache_refresh_s)
         # The producer starts only once the topics are as durable as configured: until then
         # nothing is acknowledged by a weaker topic (requests go to the spool).
-        topics = topic_guard(settings, metrics.kafka_topics_ok.set)
+        topics = topic_guard(settings, metrics.kafka_topics_below_settings.set)
         kafka = KafkaPublisher(
             settings.kafka_bootstrap,
             settings.events_topic,

@@ -48,10 +48,10 @@ class CollectorMetrics:
             namespace="collector",
             registry=registry,
         )
-        self.kafka_topics_ok = Gauge(
-            "kafka_topics_ok",
-            "1 once the topics' replication factor and min.insync.replicas are at least the settings; "
-            "0 while they are not (or not checked yet): the collector then spools and is not ready.",
+        self.kafka_topics_below_settings = Gauge(
+            "kafka_topics_below_settings",
+            "1 while the last check found a topic with a lower replication factor or min.insync.replicas "
+            "than the settings (the collector then spools and is not ready), else 0.",
             namespace="collector",
             registry=registry,
         )

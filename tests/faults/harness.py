@@ -26,7 +26,7 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -512,6 +512,15 @@ class SpareCluster:
         """Stop the brokers (controlled shutdown), then the controller."""
         _run_script("kafka.sh", "stop", self._env)
 
+    def remove(self) -> None:
+        """Cleanup of a cluster nobody will use again: SIGKILL the brokers still running (a
+        controlled shutdown of each takes seconds and keeps nothing we need), then stop the
+        controller and whatever is left."""
+        for n in BROKERS:
+            with contextlib.suppress(FileNotFoundError, ProcessLookupError, ValueError, HarnessError):
+                self.kill_broker(n)
+        self.stop()
+
     def start_broker(self, n: int) -> None:
         """Start broker n (a no-op if it runs) and wait until it serves requests."""
         _run_script("kafka.sh", "start", self._env, args=[str(n)])
@@ -528,39 +537,33 @@ class SpareCluster:
         """Broker n's log."""
         return self.state_dir / f"broker-{n}" / "broker.log"
 
-    def _admin(self) -> AIOKafkaAdminClient:
-        return AIOKafkaAdminClient(bootstrap_servers=self.bootstrap, request_timeout_ms=10_000)
+    @contextlib.asynccontextmanager
+    async def _admin(self) -> AsyncIterator[AIOKafkaAdminClient]:
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap, request_timeout_ms=10_000)
+        try:
+            await admin.start()
+            yield admin
+        finally:
+            await admin.close()
 
     async def partitions(self, topic: str) -> list[dict[str, Any]]:
         """The topic's partitions from fresh metadata: partition, leader (-1: none), replicas, isr."""
-        admin = self._admin()
-        await admin.start()
-        try:
+        async with self._admin() as admin:
             (described,) = await admin.describe_topics([topic])
-        finally:
-            await admin.close()
         return sorted(described["partitions"], key=lambda p: int(p["partition"]))
 
     async def create_topic(self, name: str, partitions: int, replication: int, config: dict[str, str]) -> None:
         """Create a topic the way someone else might have, before the services start."""
-        admin = self._admin()
-        await admin.start()
-        try:
+        async with self._admin() as admin:
             response = await admin.create_topics([NewTopic(name, partitions, replication, topic_configs=config)])
-        finally:
-            await admin.close()
         errors = [row for row in response.to_object()["topic_errors"] if row["error_code"]]
         if errors:
             raise HarnessError(f"topic {name} not created: {errors}")
 
     async def topic_config(self, name: str, key: str) -> tuple[str, int]:
         """A topic's effective value of `key` and its DescribeConfigs source (1: the topic's own setting)."""
-        admin = self._admin()
-        await admin.start()
-        try:
+        async with self._admin() as admin:
             responses = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, name, {key: None})])
-        finally:
-            await admin.close()
         for response in responses:
             for resource in response.to_object()["resources"]:
                 for entry in resource["config_entries"]:
@@ -570,12 +573,8 @@ class SpareCluster:
 
     async def set_topic_config(self, name: str, config: dict[str, str]) -> None:
         """Replace the topic's own settings with `config` (AlterConfigs), as an operator fixing it would."""
-        admin = self._admin()
-        await admin.start()
-        try:
+        async with self._admin() as admin:
             responses = await admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, name, config)])
-        finally:
-            await admin.close()
         errors = [r for resp in responses for r in resp.to_object()["resources"] if r["error_code"]]
         if errors:
             raise HarnessError(f"topic {name} not altered: {errors}")
