@@ -513,12 +513,12 @@ class SpareCluster:
         _run_script("kafka.sh", "stop", self._env)
 
     def remove(self) -> None:
-        """Cleanup of a cluster nobody will use again: SIGKILL the brokers still running (a
-        controlled shutdown of each takes seconds and keeps nothing we need), then stop the
-        controller and whatever is left."""
-        for n in BROKERS:
+        """Cleanup of a cluster nobody will use again: SIGKILL the brokers and the controller (a
+        controlled shutdown takes seconds each and keeps nothing we need), then kafka.sh stop
+        for whatever is left (and to check that nothing is)."""
+        for node in [*(f"broker-{n}" for n in BROKERS), "controller"]:
             with contextlib.suppress(FileNotFoundError, ProcessLookupError, ValueError, HarnessError):
-                self.kill_broker(n)
+                _kill_ours(self.state_dir / node / "kafka.pid", self.state_dir)
         self.stop()
 
     def start_broker(self, n: int) -> None:
@@ -578,6 +578,18 @@ class SpareCluster:
         errors = [r for resp in responses for r in resp.to_object()["resources"] if r["error_code"]]
         if errors:
             raise HarnessError(f"topic {name} not altered: {errors}")
+
+    async def listed(self, topic: str, partitions: int, timeout_s: float = 30) -> list[dict[str, Any]]:
+        """The topic's partitions once the metadata lists all of them (a broker may answer before a
+        new topic's metadata has reached it)."""
+        found: list[dict[str, Any]] = []
+
+        async def complete() -> bool:
+            found[:] = await self.partitions(topic)
+            return len(found) == partitions
+
+        await wait_until(complete, f"the {partitions} partitions of {topic} in the metadata", timeout_s, 0.2)
+        return found
 
     async def leaders(self, topic: str) -> dict[int, int]:
         """Partition -> node id of its leader (-1 while it has none)."""

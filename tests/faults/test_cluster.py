@@ -109,7 +109,7 @@ async def test_topics_are_created_with_the_configured_replication(
     created = await ensure_topics(healthy.bootstrap, event_topics(events, dead_letters, 6, replication, min_insync))
     assert sorted(created) == sorted([events, dead_letters])
     for topic, partitions in ((events, 6), (dead_letters, 1)):
-        described = await healthy.partitions(topic)
+        described = await healthy.listed(topic, partitions)
         assert [len(p["replicas"]) for p in described] == [replication] * partitions
         assert await healthy.topic_config(topic, MIN_INSYNC) == (str(min_insync), TOPIC_SOURCE_OWN)
 
