@@ -2,10 +2,10 @@
 `202`, the exact check, and the gates that hold an aggregator at a chosen point of its batch.
 
 Nothing here is a mock. The collector and the aggregators run as `python -m services.<name>`
-processes, so a signal hits the real thing; a spare broker and a throwaway PostgreSQL cluster
-are started through the project's own `deploy/local/kafka.sh` and `postgres.sh` on free
-loopback ports and state folders of their own, so stopping them never touches the shared
-stack. This module is not a test module (pytest does not collect it) and does not import
+processes, so a signal hits the real thing; a spare broker (or a three-broker cluster) and a
+throwaway PostgreSQL cluster are started through the project's own `deploy/local/kafka.sh` and
+`postgres.sh` on free loopback ports and state folders of their own, so stopping them never
+touches the shared stack. This module is not a test module (pytest does not collect it) and does not import
 pytest: the soak (`python -m tests.faults.soak`) runs it outside pytest.
 
 Every wait is bounded and fails with `HarnessError` saying what it waited for.
