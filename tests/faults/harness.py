@@ -234,12 +234,23 @@ class Service:
 
     def close(self) -> None:
         """Cleanup for `finally`: make sure this generation is gone (SIGKILL if it must)."""
+        self.ask_to_stop()
+        self.reap()
+
+    def ask_to_stop(self) -> None:
+        """SIGCONT (a paused process could not exit) and SIGTERM, if this generation still runs."""
         proc = self.proc
         if proc is None or proc.poll() is not None:
             return
         with contextlib.suppress(ProcessLookupError):
             proc.send_signal(signal.SIGCONT)
             proc.send_signal(signal.SIGTERM)
+
+    def reap(self) -> None:
+        """Wait up to 30 s for this generation to exit after ask_to_stop, then SIGKILL it."""
+        proc = self.proc
+        if proc is None:
+            return
         try:
             proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
@@ -387,8 +398,12 @@ class Pipeline:
 
     def close(self) -> None:
         """Stop every process still running (SIGCONT first, so a paused one can exit)."""
-        for service in [*self.aggregators.values(), self.collector]:
-            service.close()
+        services = [*self.aggregators.values(), self.collector]
+        # All at once: each takes seconds to shut down cleanly.
+        for service in services:
+            service.ask_to_stop()
+        for service in services:
+            service.reap()
 
     def consumer_crashes(self) -> list[Path]:
         """Aggregator logs saying the consume loop died (the process would stay up consuming nothing)."""
@@ -426,12 +441,22 @@ def _kafka_env(root: Path, state_dir: Path, **settings: str) -> dict[str, str]:
 
 
 def _kill_ours(pid_file: Path, state_dir: Path) -> None:
-    """SIGKILL the broker whose pid file this is, after checking that its command line is ours."""
+    """SIGKILL the broker whose pid file this is (after checking that its command line is ours)
+    and wait until it is gone."""
+    _wait_gone(_send_kill(pid_file, state_dir))
+
+
+def _send_kill(pid_file: Path, state_dir: Path) -> int:
     pid = int(pid_file.read_text().strip())
     cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
     if str(state_dir).encode() not in cmdline:
         raise HarnessError(f"pid {pid} is not our spare broker: {cmdline[:200]!r}")
     os.kill(pid, signal.SIGKILL)
+    return pid
+
+
+def _wait_gone(pid: int) -> None:
+    # A killed JVM takes a second or two to give its memory back and leave /proc.
     for _ in range(100):
         if not Path(f"/proc/{pid}").exists():
             return
@@ -491,7 +516,9 @@ class SpareCluster:
     controller keeps running, as in a cluster whose controller quorum is healthy.
     """
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, quick_start: bool = False) -> None:
+        """`quick_start`: JVMs without the optimising compiler, which start a third faster on two
+        cores (for tests that restart brokers; the soak keeps the JVM's default)."""
         self.root = root
         self.ports = {n: free_port() for n in BROKERS}
         self.bootstrap = ",".join(f"127.0.0.1:{self.ports[n]}" for n in BROKERS)
@@ -502,6 +529,7 @@ class SpareCluster:
             TELEMETRY_KAFKA_BROKERS="3",
             KAFKA_PORTS=" ".join(str(self.ports[n]) for n in BROKERS),
             KAFKA_CONTROLLER_PORT=str(free_port()),
+            KAFKA_JVM_OPTS="-XX:TieredStopAtLevel=1" if quick_start else "",
         )
 
     def start(self) -> None:
@@ -516,9 +544,12 @@ class SpareCluster:
         """Cleanup of a cluster nobody will use again: SIGKILL the brokers and the controller (a
         controlled shutdown takes seconds each and keeps nothing we need), then kafka.sh stop
         for whatever is left (and to check that nothing is)."""
+        killed = []
         for node in [*(f"broker-{n}" for n in BROKERS), "controller"]:
             with contextlib.suppress(FileNotFoundError, ProcessLookupError, ValueError, HarnessError):
-                _kill_ours(self.state_dir / node / "kafka.pid", self.state_dir)
+                killed.append(_send_kill(self.state_dir / node / "kafka.pid", self.state_dir))
+        for pid in killed:
+            _wait_gone(pid)
         self.stop()
 
     def start_broker(self, n: int) -> None:

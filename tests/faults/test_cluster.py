@@ -61,7 +61,7 @@ TOPIC_SOURCE_OWN = 1  # DescribeConfigs config_source: the topic's own setting
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SpareCluster]:
     """One cluster for the module, stopped at the end even if a test or the start failed."""
-    spare = SpareCluster(tmp_path_factory.mktemp("cluster"))
+    spare = SpareCluster(tmp_path_factory.mktemp("cluster"), quick_start=True)
     try:
         spare.start()
         yield spare
