@@ -179,14 +179,14 @@ async def collector(opts: Options, mode: str) -> Result:
 
                 # Warm-up: connections, producer batches, caches; not measured.
                 await drive(3)
-                before = await scrape(svc.url)
+                before = await scrape(svc.metrics_url)
                 profile = (
                     Profile(svc.pid, opts.results_dir / f"{name}-{kind}.pyspy.txt", opts.seconds)
                     if opts.profile
                     else None
                 )
                 run, usage, wall = await _measure(await _cpu_roots(piece, svc), lambda: drive(opts.seconds))
-                after = await scrape(svc.url)
+                after = await scrape(svc.metrics_url)
             finally:
                 requests_file.unlink(missing_ok=True)
             accepted = metric_sum(after, "collector_events_accepted_total", event_type=kind) - metric_sum(
@@ -361,7 +361,7 @@ async def aggregator(opts: Options) -> Result:
             end = time.perf_counter()
             end_cpu = cpu.snapshot(roots) if first is not None else None
             stored = await conn.fetchval("SELECT count(*) FROM event_keys")
-            metrics = await scrape(svc.url)
+            metrics = await scrape(svc.metrics_url)
         finally:
             await conn.close()
     if first is None or end_cpu is None:
@@ -454,7 +454,7 @@ async def latency(opts: Options) -> Result:
         bg = await background
         # Lag left when the probes ended: if it grew, the aggregator could not keep up with the
         # background load and the latencies measure a growing queue rather than the pipeline.
-        lag = metric_sum(await scrape(agg.url), "aggregator_consumer_lag_records")
+        lag = metric_sum(await scrape(agg.metrics_url), "aggregator_consumer_lag_records")
     figures = {k: load.percentiles([p[k] for p in probes]) for k in ("ack_ms", "applied_ms", "visible_ms")}
     visible = figures["visible_ms"]
     note = f"{len(probes)} probes, background {opts.background_rate:,.0f} events/s"

@@ -185,11 +185,17 @@ class Service:
     process: subprocess.Popen[bytes]
     log_path: Path
     _log: IO[bytes] = field(repr=False)
+    metrics_port: int | None = None
 
     @property
     def url(self) -> str:
         """Base URL of the service."""
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def metrics_url(self) -> str:
+        """Base URL of its /metrics (the aggregator serves them on a listener of their own)."""
+        return f"http://127.0.0.1:{self.metrics_port or self.port}"
 
     @property
     def pid(self) -> int:
@@ -211,6 +217,7 @@ class Service:
 def start_service(name: str, iso: Isolation, log_dir: Path, extra_env: Mapping[str, str] | None = None) -> Service:
     """Start `python -m services.<name>` for this run on a free port."""
     port = free_port()
+    metrics_port = free_port() if name == "aggregator" else None
     env = dict(os.environ)
     env.update(iso.service_env())
     env.update(
@@ -218,6 +225,7 @@ def start_service(name: str, iso: Isolation, log_dir: Path, extra_env: Mapping[s
             "PYTHONUNBUFFERED": "1",
             "TELEMETRY_COLLECTOR_PORT": str(port),
             "TELEMETRY_AGGREGATOR_PORT": str(port),
+            "TELEMETRY_AGGREGATOR_METRICS_PORT": str(metrics_port or 0),
             # INFO logs one line per partition assignment etc.; WARNING keeps the hot path quiet.
             "TELEMETRY_LOG_LEVEL": "WARNING",
         }
@@ -238,7 +246,7 @@ def start_service(name: str, iso: Isolation, log_dir: Path, extra_env: Mapping[s
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
     )
-    return Service(name, port, process, log_path, log)
+    return Service(name, port, process, log_path, log, metrics_port)
 
 
 async def wait_ready(service: Service, timeout_s: float = START_TIMEOUT_S) -> None:

@@ -16,10 +16,10 @@ from typing import Any
 import orjson
 
 from services.contract.envelope import OutgoingRecord, encode_records
-from services.contract.models import EventType
 from services.demo.month import plan_month
+from services.streams import STREAMS
 
-PATHS = {"upload": "/v1/uploads", "kiosk": "/v1/kiosk-transactions"}
+PATHS = {name: stream.path for name, stream in STREAMS.items()}
 BATCH = 1_000
 
 
@@ -101,7 +101,7 @@ def topic_records(limit: int) -> TopicLoad:
 
     def flush(kind: str) -> None:
         if buffers[kind]:
-            records.extend(encode_records(EventType(kind), buffers[kind], received_at))
+            records.extend(encode_records(kind, buffers[kind], received_at))
             buffers[kind] = []
 
     for kind, event in demo_stream():

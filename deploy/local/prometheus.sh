@@ -33,9 +33,10 @@ AM_LOG="$AM_DIR/alertmanager.log"
 AM_PID="$RUN_DIR/alertmanager.pid"
 START_TIMEOUT="${PROMETHEUS_START_TIMEOUT:-30}"
 STOP_TIMEOUT="${PROMETHEUS_STOP_TIMEOUT:-20}"
-# What /proc/<pid>/cmdline of our processes contains (specific to this state dir).
+# What /proc/<pid>/cmdline of our processes contains (specific to this state dir, not to the
+# checkout: a second worktree pointed at the same TELEMETRY_STATE_DIR shares the stack).
 PROM_MARKER="$PROM_BIN --config.file=$PROM_CONFIG"
-AM_MARKER="$AM_BIN --config.file=$AM_CONFIG --storage.path=$AM_DIR"
+AM_MARKER="--storage.path=$AM_DIR"
 
 installed() { [[ $(dpkg-query -W -f='${Status}' "$1" 2>/dev/null) == "install ok installed" ]]; }
 
@@ -129,7 +130,7 @@ scrape_configs:
       - targets: ['$BIND_HOST:$COLLECTOR_PORT']
   - job_name: aggregator
     static_configs:
-      - targets: ['$BIND_HOST:$AGGREGATOR_PORT']
+      - targets: ['$BIND_HOST:$AGGREGATOR_METRICS_PORT']
   - job_name: prometheus
     static_configs:
       - targets: ['$BIND_HOST:$PROMETHEUS_PORT']

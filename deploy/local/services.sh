@@ -70,6 +70,7 @@ start_one() {
         TELEMETRY_ADMIN_TOKEN="$(<"$TOKEN_FILE")" \
         TELEMETRY_COLLECTOR_PORT="$COLLECTOR_PORT" \
         TELEMETRY_AGGREGATOR_PORT="$AGGREGATOR_PORT" \
+        TELEMETRY_AGGREGATOR_METRICS_PORT="$AGGREGATOR_METRICS_PORT" \
         TELEMETRY_SPOOL_DIR="$STATE_DIR/collector-spool" \
         "$PY" -m "services.$name"
     pid=$(<"$pidfile")

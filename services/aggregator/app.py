@@ -21,6 +21,7 @@ from services.topics import topic_guard
 from services.web.auth import Authenticator, token_cache
 from services.web.errors import install_error_handlers
 from services.web.instrumentation import InstrumentationMiddleware
+from services.web.metrics_listener import start_metrics_listener
 
 log = logging.getLogger(__name__)
 
@@ -58,9 +59,15 @@ def create_app(settings: AggregatorSettings, registry: CollectorRegistry | None 
         quality = QualityMonitor(settings, pool, metrics)
         app.state.quality = quality
         await quality.start()
+        listener = start_metrics_listener(
+            metrics.registry, settings.aggregator_metrics_host, settings.aggregator_metrics_port
+        )
+        app.state.metrics_listener = listener
+        log.info("metrics listener started", extra={"url": listener.url})
         try:
             yield
         finally:
+            listener.stop()
             await quality.stop()
             if topic_check is not None:
                 topic_check.cancel()

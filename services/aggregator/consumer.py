@@ -17,19 +17,17 @@ from collections.abc import Iterable
 from zoneinfo import ZoneInfo
 
 import asyncpg
-import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import CommitFailedError, KafkaError, NoOffsetForPartitionError, OffsetOutOfRangeError
 
-from services.aggregator.decoding import DeadLetter, decode_into
-from services.aggregator.errors import DeadLetterError
+from services.aggregator.deadletters import dead_letter_value
+from services.aggregator.decoding import DeadLetter, decode_into, unstorable
 from services.aggregator.intake import Intake, earliest_offsets
 from services.aggregator.metrics import AggregatorMetrics
 from services.aggregator.positions import OutOfRangeReason, recover_position
 from services.aggregator.settings import AggregatorSettings
 from services.aggregator.store import ApplyResult, Batch, apply_batch, reset_offset_beyond_log, stored_offsets
-from services.contract.models import EventType, UploadEvent
 
 log = logging.getLogger(__name__)
 
@@ -293,8 +291,8 @@ class EventConsumer:
             return False
         self._metrics.db_write_duration.observe(time.perf_counter() - started)
         self._metrics.batch_events.observe(len(batch.events))
-        self._metrics.events_applied.labels(event_type="upload").inc(result.inserted_uploads)
-        self._metrics.events_applied.labels(event_type="kiosk").inc(result.inserted_kiosk)
+        for stream_name, inserted in result.inserted.items():
+            self._metrics.events_applied.labels(event_type=stream_name).inc(inserted)
         self._metrics.events_duplicate.inc(result.duplicates)
         self._metrics.records_stale.inc(result.stale)
         self.batches_applied += 1
@@ -324,18 +322,16 @@ class EventConsumer:
         group, topic = self._settings.consumer_group, self._settings.events_topic
         async with self._pool.acquire() as conn:
             applied_upto = await stored_offsets(conn, group, topic, sorted(batch.next_offsets))
-            totals = ApplyResult(0, 0, 0, 0)
+            totals = ApplyResult()
             records = {(r.partition, r.offset): r for rs in polled.values() for r in rs}
             for consumed in batch.events:
                 if consumed.offset < applied_upto.get(consumed.partition, 0):
-                    totals = totals + ApplyResult(0, 0, 0, 1)
+                    totals = totals + ApplyResult(stale=1)
                     continue
                 try:
                     one = await apply_batch(conn, group, topic, Batch([consumed], {}), self._zone)
                 except (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError) as exc:
-                    raw = consumed.event.model_dump(mode="json")
-                    kind = EventType.UPLOAD if isinstance(consumed.event, UploadEvent) else EventType.KIOSK
-                    error = DeadLetterError("unstorable", repr(exc), kind.value)
+                    error, raw = unstorable(consumed, exc)
                     await self._send_dead_letters([(records[(consumed.partition, consumed.offset)], error, raw)])
                     continue
                 totals = totals + one
@@ -377,15 +373,13 @@ class EventConsumer:
             key = (record.partition, record.offset, n)
             if key in self._dead_sent:
                 continue
-            value = orjson.dumps(
-                {
-                    "reason": error.reason,
-                    "event_type": error.event_type,
-                    "detail": error.detail,
-                    "origin": {"topic": record.topic, "partition": record.partition, "offset": record.offset},
-                    "event": raw,
-                    "record": None if raw is not None else (record.value or b"").decode("utf-8", "replace"),
-                }
+            value = dead_letter_value(
+                error.reason,
+                error.event_type,
+                error.detail,
+                {"topic": record.topic, "partition": record.partition, "offset": record.offset},
+                raw,
+                record.value,
             )
             futures.append(await self._producer.send(self._settings.dead_letter_topic, value, key=record.key))
             sending.append((key, error.reason))

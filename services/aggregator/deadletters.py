@@ -5,6 +5,11 @@ or validate; consumption went on without it. Once the cause is fixed (a contract
 deployed, a producer bug repaired), `replay` publishes the dead events again to the events
 topic: they are validated afresh, counted once if they are now valid, and dead-lettered
 again (with their new origin) if not.
+
+A dead letter is capped at `MAX_DEAD_LETTER_BYTES`, well below the topic's message limit: a
+letter the broker refused would be retried for ever and stall every partition polled with it.
+What does not fit is cut (`truncated` says how much there was); the whole record stays at its
+origin (topic, partition, offset) while the events topic retains it.
 """
 
 from __future__ import annotations
@@ -18,6 +23,11 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from services.contract.envelope import ENVELOPE_VERSION
 
+# The dead-letter topic takes 4 MiB messages; a letter stays far below, whatever it carries.
+MAX_DEAD_LETTER_BYTES = 1024 * 1024
+_RECORD_PREFIX_BYTES = 64 * 1024
+_DETAIL_CHARS = 4000
+
 
 @dataclass(frozen=True)
 class DeadLetter:
@@ -30,6 +40,8 @@ class DeadLetter:
     event_type: str | None
     event: Any
     record: str | None
+    truncated: dict[str, int] | None = None
+    """Sizes of what was cut to keep the letter small (None: nothing was cut)."""
 
     @property
     def replayable(self) -> bool:
@@ -47,7 +59,32 @@ def _parse(offset: int, value: bytes | None) -> DeadLetter:
         event_type=doc.get("event_type"),
         event=doc.get("event"),
         record=doc.get("record"),
+        truncated=doc.get("truncated"),
     )
+
+
+def dead_letter_value(
+    reason: str, event_type: str | None, detail: str, origin: dict[str, Any], event: Any, record: bytes | None
+) -> bytes:
+    """The dead-letter topic's value for one refused record (`event` None) or event, capped in size."""
+    letter: dict[str, Any] = {
+        "reason": reason,
+        "event_type": event_type,
+        "detail": detail,
+        "origin": origin,
+        "event": event,
+        "record": None if event is not None else (record or b"").decode("utf-8", "replace"),
+    }
+    value = orjson.dumps(letter)
+    if len(value) <= MAX_DEAD_LETTER_BYTES:
+        return value
+    # Too big to send: keep why and where from, and a prefix to recognise it by.
+    raw = record or b""
+    letter["truncated"] = {"letter_bytes": len(value), "record_bytes": len(raw)}
+    letter["detail"] = detail[:_DETAIL_CHARS]
+    letter["event"] = None
+    letter["record"] = raw[:_RECORD_PREFIX_BYTES].decode("utf-8", "replace")
+    return orjson.dumps(letter)
 
 
 async def read_dead_letters(bootstrap: str, topic: str, limit: int, start: int = 0) -> list[DeadLetter]:

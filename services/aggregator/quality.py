@@ -1,8 +1,8 @@
 """Data-quality gauges per institution, read from the database by a background task.
 
 The figures are the ones of the monthly report, for the current month so far: the task
-calls `reports.uploads_report` and `reports.kiosks_report` (the contract's formulas live
-once, in `monthly.py`) and adds two liveness readings the reports do not have: when each
+calls `uploads_report` and `kiosks_report` (the contract's formulas live once, in each
+stream's `report.py`) and adds two liveness readings the reports do not have: when each
 channel last delivered, and the latest business date the nightly (scheduled) channel has
 delivered records for.
 
@@ -33,9 +33,10 @@ import asyncpg
 from prometheus_client import CollectorRegistry
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 
-from services.aggregator import reports
 from services.contract.models import InstitutionKind
 from services.storage.connection import Connection
+from services.streams.kiosk.report import kiosks_report
+from services.streams.uploads.report import uploads_report
 
 if TYPE_CHECKING:
     from services.aggregator.metrics import AggregatorMetrics
@@ -110,12 +111,12 @@ async def read_snapshot(
     nightly batch has carried no records for longer are not expected to send one.
     """
     rows = [
-        *await reports.uploads_report(conn, month, InstitutionKind.DISTRICT, None),
-        *await reports.uploads_report(conn, month, InstitutionKind.HOSPITAL, None),
+        *await uploads_report(conn, month, InstitutionKind.DISTRICT, None),
+        *await uploads_report(conn, month, InstitutionKind.HOSPITAL, None),
     ]
     kiosks = {
         r.org_code: (r.registrations, r.payments)
-        for r in await reports.kiosks_report(conn, month, None)
+        for r in await kiosks_report(conn, month, None)
         if r.org_code is not None
     }
     institutions = tuple(

@@ -8,15 +8,18 @@ from datetime import date
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import HTMLResponse, PlainTextResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel
 
-from services.aggregator import reports
 from services.bulletin import service as bulletin
 from services.bulletin.errors import BulletinError
-from services.contract.models import InstitutionKind, KioskReportRow, MissingUploadRow, UploadReportRow
+from services.contract.models import InstitutionKind
 from services.contract.validation import echo
+from services.reports.common import to_csv
+from services.streams.kiosk.model import KioskReportRow
+from services.streams.kiosk.report import kiosks_report
+from services.streams.uploads.model import MissingUploadRow, UploadReportRow
+from services.streams.uploads.report import missing_uploads, uploads_report
 from services.web.auth import CurrentPrincipal
 from services.web.errors import InvalidRequestError, UnavailableError, error_responses
 from services.web.responses import JsonResponse
@@ -48,7 +51,7 @@ def _parse_month(text: str) -> date:
 def _answer(model: type[BaseModel], rows: Sequence[BaseModel], fmt: str, name: str) -> Response:
     if fmt == "csv":
         return Response(
-            reports.to_csv(model, rows),
+            to_csv(model, rows),
             media_type="text/csv; charset=utf-8",
             headers={"Content-Disposition": f'attachment; filename="{name}.csv"'},
         )
@@ -72,7 +75,7 @@ async def get_uploads_report(
     """One row per institution of `kind`; an institution token sees only its own row."""
     first = _parse_month(month)
     async with request.app.state.pool.acquire() as conn:
-        rows = await reports.uploads_report(conn, first, kind, principal.org_code)
+        rows = await uploads_report(conn, first, kind, principal.org_code)
     return _answer(UploadReportRow, rows, format, f"uploads-{kind.value}-{month}")
 
 
@@ -89,7 +92,7 @@ async def get_kiosks_report(
     """Exact decimal amounts (strings in JSON)."""
     first = _parse_month(month)
     async with request.app.state.pool.acquire() as conn:
-        rows = await reports.kiosks_report(conn, first, principal.org_code)
+        rows = await kiosks_report(conn, first, principal.org_code)
     return _answer(KioskReportRow, rows, format, f"kiosks-{month}")
 
 
@@ -156,7 +159,7 @@ async def get_missing_uploads(
     if not FIRST_YEAR <= day.year <= LAST_YEAR:
         raise InvalidRequestError(f"date must be in the years {FIRST_YEAR}-{LAST_YEAR}, got {date_}")
     async with request.app.state.pool.acquire() as conn:
-        rows = await reports.missing_uploads(conn, day, principal.org_code)
+        rows = await missing_uploads(conn, day, principal.org_code)
     return JsonResponse([row.model_dump(mode="json") for row in rows])
 
 
@@ -189,9 +192,3 @@ async def readyz(request: Request) -> JsonResponse:
         "topics": state.topics.describe(),
     }
     return JsonResponse(body, status_code=200 if db and consuming and state.topics.ok else 503)
-
-
-@router.get("/metrics", tags=["operations"], summary="Prometheus metrics", response_class=PlainTextResponse)
-async def metrics(request: Request) -> Response:
-    """Prometheus text exposition of this process's registry."""
-    return Response(generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST)

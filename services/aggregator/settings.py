@@ -17,6 +17,10 @@ class AggregatorSettings(CommonSettings):
 
     aggregator_host: str = "127.0.0.1"
     aggregator_port: int = Field(8081, ge=1, le=65535)
+    aggregator_metrics_host: str = Field(
+        "127.0.0.1", description="address of the metrics listener: internal only, it shows every institution's figures"
+    )
+    aggregator_metrics_port: int = Field(9181, ge=0, le=65535, description="metrics listener port (0: any free port)")
     consumer_group: str = DEFAULT_CONSUMER_GROUP
     max_batch_records: int = Field(500, ge=1, description="Kafka records (each up to 1,000 events) per poll")
     max_batch_events: int = Field(20_000, ge=1, description="events applied per database transaction")

@@ -25,7 +25,9 @@ from enum import StrEnum
 from zoneinfo import ZoneInfo
 
 from services.bulletin import fmt
-from services.contract.models import InstitutionKind, KioskReportRow, UploadReportRow
+from services.contract.models import InstitutionKind
+from services.streams.kiosk.model import KioskReportRow
+from services.streams.uploads.model import UploadReportRow
 
 
 class ProblemKind(StrEnum):

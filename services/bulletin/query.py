@@ -1,6 +1,6 @@
 """Everything the bulletin shows for a month, read in one snapshot of the database.
 
-The tables are the report API's own rows (`services.aggregator.reports`), so the page can never
+The tables are the report API's own rows (each stream's `report.py`), so the page can never
 disagree with `GET /v1/reports/uploads` and `/kiosks`; the detail queries below only add what
 the problem lists name (declared and uploaded table codes, records per day).
 """
@@ -10,10 +10,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
-from services.aggregator.reports import kiosks_report, next_month, uploads_report
 from services.bulletin.problems import InstitutionDetail
-from services.contract.models import InstitutionKind, KioskReportRow, UploadReportRow
+from services.contract.models import InstitutionKind
+from services.reports.common import next_month
 from services.storage.connection import Connection
+from services.streams.kiosk.model import KioskReportRow
+from services.streams.kiosk.report import kiosks_report
+from services.streams.uploads.model import UploadReportRow
+from services.streams.uploads.report import uploads_report
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,9 @@ from services.bulletin.problems import (
     problem_counts,
 )
 from services.bulletin.query import BulletinData
-from services.contract.models import InstitutionKind, KioskReportRow, UploadReportRow
+from services.contract.models import InstitutionKind
+from services.streams.kiosk.model import KioskReportRow
+from services.streams.uploads.model import UploadReportRow
 
 KIND_NAMES = {InstitutionKind.DISTRICT: "区", InstitutionKind.HOSPITAL: "医院"}
 

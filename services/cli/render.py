@@ -11,8 +11,8 @@ from rich.console import Console
 from rich.table import Table
 
 from services.aggregator.deadletters import DeadLetter
-from services.contract.models import MissingUploadRow
 from services.storage.tokens import TokenInfo
+from services.streams.uploads.model import MissingUploadRow
 
 _UPLOAD_COLUMNS = [
     ("name", "单位\ninstitution"),
@@ -107,5 +107,7 @@ def dead_letters(console: Console, letters: Sequence[DeadLetter]) -> None:
     for letter in letters:
         origin = f"{letter.origin.get('topic')}[{letter.origin.get('partition')}]@{letter.origin.get('offset')}"
         event = letter.event.get("event_id", "?") if isinstance(letter.event, dict) else "(whole record)"
+        if letter.truncated:
+            event += f" (cut from {letter.truncated.get('letter_bytes', '?')} bytes: read it at its origin)"
         table.add_row(str(letter.offset), letter.reason, origin, str(event), letter.detail[:200])
     console.print(table)

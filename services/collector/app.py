@@ -21,6 +21,7 @@ from services.collector.spool import AsyncSpool, Spool
 from services.storage.database import open_pool
 from services.storage.live import LiveValue
 from services.storage.reference import REFERENCE_CHANNEL, ReferenceSnapshot, load_snapshot
+from services.streams import STREAMS
 from services.topics import topic_guard
 from services.web.auth import Authenticator, token_cache
 from services.web.errors import install_error_handlers
@@ -40,9 +41,9 @@ class CollectorApp(FastAPI):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Dispatch one ASGI connection."""
         if scope["type"] == "http" and scope["method"] == "POST":
-            event_type = INGEST_PATHS.get(scope["path"])
-            if event_type is not None:
-                await self.ingest(scope, receive, send, event_type)
+            stream = INGEST_PATHS.get(scope["path"])
+            if stream is not None:
+                await self.ingest(scope, receive, send, stream)
                 return
         await super().__call__(scope, receive, send)
 
@@ -72,7 +73,13 @@ def create_app(settings: CollectorSettings, registry: CollectorRegistry | None =
             prepare=topics.until_ok,
             probe_s=settings.kafka_probe_s,
         )
-        spool = await asyncio.to_thread(Spool, settings.spool_dir, settings.spool_max_bytes)
+        spool = await asyncio.to_thread(
+            Spool,
+            settings.spool_dir,
+            settings.spool_max_bytes,
+            settings.spool_segment_bytes,
+            lambda damage: metrics.spool_damaged_bytes.labels(kind=damage.kind).inc(damage.length),
+        )
         publisher = DurablePublisher(kafka, AsyncSpool(spool), metrics)
         authenticator = Authenticator(settings.admin_token.get_secret_value(), tokens)
         intake = Intake(metrics, publisher, reference, rate_limiter, settings.retry_after_s)
@@ -104,6 +111,7 @@ def create_app(settings: CollectorSettings, registry: CollectorRegistry | None =
     app.state.metrics = metrics
     app.state.rate_limiter = rate_limiter
     install_error_handlers(app)
+    app.include_router(routes.ingest_router(STREAMS.values()))
     app.include_router(routes.router)
     app.include_router(admin.router)
     # The ingest POSTs are counted, timed and limited by their own handler.

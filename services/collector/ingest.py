@@ -7,7 +7,7 @@ from typing import Any
 
 from starlette.requests import Request
 
-from services.contract.models import MAX_BODY_BYTES, EventType, KioskTransaction, UploadEvent
+from services.contract.models import MAX_BODY_BYTES
 from services.contract.validation import (
     BatchTooLargeError,
     BodyShapeError,
@@ -16,10 +16,9 @@ from services.contract.validation import (
     decode_json,
     echo,
     split_body,
-    validate_kiosk,
-    validate_uploads,
 )
 from services.storage.reference import ReferenceSnapshot
+from services.streams import Stream
 from services.web.auth import Principal
 from services.web.errors import (
     ForbiddenError,
@@ -107,31 +106,25 @@ def authorize(principal: Principal, raw_events: list[Any]) -> None:
             )
 
 
-def _reference_problems(events: Sequence[UploadEvent | KioskTransaction], ref: ReferenceSnapshot) -> list[FieldProblem]:
+def _reference_problems(stream: Stream[Any], events: Sequence[Any], ref: ReferenceSnapshot) -> list[FieldProblem]:
     problems = []
+    known, check = ref.institutions, stream.reference_problems
     for index, event in enumerate(events):
-        if event.org_code not in ref.institutions:
+        # Every stream's events name a known institution; the rest is the stream's own check.
+        if event.org_code not in known:
             problems.append(FieldProblem(index, "org_code", f"unknown institution {event.org_code!r}"))
             continue
-        if isinstance(event, UploadEvent):
-            if event.table_code not in ref.tables:
-                problems.append(FieldProblem(index, "table_code", f"unknown table {event.table_code!r}"))
-        elif ref.kiosk_org.get(event.kiosk_id) != event.org_code:
-            problems.append(
-                FieldProblem(index, "kiosk_id", f"kiosk {event.kiosk_id!r} is not registered to {event.org_code}")
-            )
+        found = check(event, ref)
+        if found:  # almost never: no generator per event
+            problems.extend(FieldProblem(index, field, reason) for field, reason in found)
     return problems
 
 
-def validate_events(event_type: EventType, raw_events: list[Any], ref: ReferenceSnapshot) -> int:
-    """Check every event against the contract and the reference data; 422 listing all problems."""
-    events: list[UploadEvent] | list[KioskTransaction]
-    if event_type is EventType.UPLOAD:
-        events, problems = validate_uploads(raw_events)
-    else:
-        events, problems = validate_kiosk(raw_events)
+def validate_events(stream: Stream[Any], raw_events: list[Any], ref: ReferenceSnapshot) -> int:
+    """Check every event against the stream's contract model and the reference data; 422 listing all problems."""
+    events, problems = stream.validate(raw_events)
     if not problems:
-        problems = _reference_problems(events, ref)
+        problems = _reference_problems(stream, events, ref)
     if problems:
         raise InvalidEventsError(problems, len(raw_events))
     return len(events)

@@ -1,4 +1,4 @@
-"""The two ingest POST endpoints as one plain ASGI handler, in front of FastAPI's stack.
+"""The ingest POST endpoints (one per stream) as one plain ASGI handler, in front of FastAPI's stack.
 
 A single-event request spent 60–70 % of its CPU in uvicorn/Starlette/FastAPI (py-spy): a
 dozen middleware and router layers, dependency solving, send wrappers. This handler does
@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 import orjson
 from prometheus_client import Counter, Histogram
@@ -21,15 +22,16 @@ from starlette.types import Message, Receive, Scope, Send
 
 from services.collector.ingest import check_body_size, check_declared_body, collect_body
 from services.collector.intake import Intake
-from services.contract.models import MAX_BATCH_EVENTS, MAX_BODY_BYTES, EventType
+from services.contract.models import MAX_BATCH_EVENTS, MAX_BODY_BYTES
+from services.streams import STREAMS, Stream
 from services.web.auth import Authenticator
 from services.web.errors import CLIENT_CLOSED_REQUEST, ApiError, UnavailableError, error_response, log_client_gone
 from services.web.instrumentation import HttpMetrics
 
 log = logging.getLogger(__name__)
 
-# Route template → event type; a template is also the `route` label of the request metrics.
-INGEST_PATHS = {"/v1/uploads": EventType.UPLOAD, "/v1/kiosk-transactions": EventType.KIOSK}
+# Route template → stream; a template is also the `route` label of the request metrics.
+INGEST_PATHS = STREAMS.by_path
 
 _INTERNAL_ERROR = orjson.dumps({"error": "internal_error", "detail": "internal error"})
 
@@ -66,7 +68,7 @@ async def _chunks(receive: Receive, message: Message) -> AsyncIterator[bytes]:
 
 
 class IngestEndpoint:
-    """Answers `POST /v1/uploads` and `POST /v1/kiosk-transactions` (bind it before serving)."""
+    """Answers every stream's `POST /v1/<endpoint>` (bind it before serving)."""
 
     def __init__(self, http_metrics: HttpMetrics, max_concurrent: int, retry_after_s: int) -> None:
         self._http = http_metrics
@@ -86,12 +88,12 @@ class IngestEndpoint:
         self._authenticator = authenticator
         self._intake = intake
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send, event_type: EventType) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send, stream: Stream[Any]) -> None:
         """Answer one request, and count and time it as the instrumentation middleware does."""
         started = time.perf_counter()
         status = 500
         try:
-            status = await self._answer(scope, receive, send, event_type)
+            status = await self._answer(scope, receive, send, stream)
         finally:
             route = scope["path"]
             counter = self._request_counters.get((route, status))
@@ -101,7 +103,7 @@ class IngestEndpoint:
             duration: Histogram = self._durations[route]
             duration.observe(time.perf_counter() - started)
 
-    async def _answer(self, scope: Scope, receive: Receive, send: Send, event_type: EventType) -> int:
+    async def _answer(self, scope: Scope, receive: Receive, send: Send, stream: Stream[Any]) -> int:
         if self.in_flight >= self._limit:
             busy = UnavailableError(
                 f"the collector is at its limit of {self._limit} requests in progress", self._retry_after_s
@@ -111,7 +113,7 @@ class IngestEndpoint:
         self.in_flight += 1
         try:
             try:
-                accepted = await self._accept(scope, receive, event_type)
+                accepted = await self._accept(scope, receive, stream)
             except ApiError as exc:
                 await error_response(exc)(scope, receive, send)
                 return exc.status
@@ -132,7 +134,7 @@ class IngestEndpoint:
         finally:
             self.in_flight -= 1
 
-    async def _accept(self, scope: Scope, receive: Receive, event_type: EventType) -> int:
+    async def _accept(self, scope: Scope, receive: Receive, stream: Stream[Any]) -> int:
         if self._authenticator is None or self._intake is None:
             raise RuntimeError("IngestEndpoint used before bind()")
         authorization = content_type = content_length = None
@@ -150,7 +152,7 @@ class IngestEndpoint:
             check_declared_body(content_type, content_length, MAX_BODY_BYTES)
             return await _read_body(receive, MAX_BODY_BYTES)
 
-        return await self._intake.accept(event_type, principal, read_body)
+        return await self._intake.accept(stream, principal, read_body)
 
     def _accepted_answer(self, accepted: int) -> tuple[dict[str, object], dict[str, object]]:
         answer = self._accepted.get(accepted)

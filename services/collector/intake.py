@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from typing import Any
 
 from services.collector.errors import PublishUnavailableError
 from services.collector.ingest import authorize, parse_events, validate_events
@@ -15,9 +16,9 @@ from services.collector.limits import RateLimiter
 from services.collector.metrics import CollectorMetrics
 from services.collector.publisher import DurablePublisher
 from services.contract.envelope import encode_records
-from services.contract.models import EventType
 from services.storage.live import LiveValue
 from services.storage.reference import ReferenceSnapshot
+from services.streams import STREAMS, Stream
 from services.web.auth import Principal
 from services.web.errors import ApiError, UnavailableError
 
@@ -39,11 +40,9 @@ class Intake:
         self._rate_limiter = rate_limiter
         self._retry_after_s = retry_after_s
         # Bound once: `labels()` looks the child up in a locked dict on every call.
-        self._accepted = {t: metrics.events_accepted.labels(t.value) for t in EventType}
+        self._accepted = {name: metrics.events_accepted.labels(name) for name in STREAMS}
 
-    async def accept(
-        self, event_type: EventType, principal: Principal, read_body: Callable[[], Awaitable[bytes]]
-    ) -> int:
+    async def accept(self, stream: Stream[Any], principal: Principal, read_body: Callable[[], Awaitable[bytes]]) -> int:
         """Durable (Kafka acks=all, or the fsync'ed spool) when this returns the number of events.
 
         The body is read here, after authentication, so its refusals (413, 415) count as
@@ -54,14 +53,14 @@ class Intake:
             authorize(principal, raw_events)
             if principal.org_code is not None:
                 self._rate_limiter.check(principal.org_code, len(raw_events))
-            accepted = validate_events(event_type, raw_events, self._reference.value)
-            records = encode_records(event_type, raw_events, datetime.now(UTC))
+            accepted = validate_events(stream, raw_events, self._reference.value)
+            records = encode_records(stream.name, raw_events, datetime.now(UTC))
             try:
                 await self._publisher.publish(records)
             except PublishUnavailableError as exc:
                 raise UnavailableError(f"{exc}; retry later with the same event_ids", self._retry_after_s) from exc
         except ApiError as exc:
-            self._metrics.events_rejected.labels(event_type.value, exc.code).inc()
+            self._metrics.events_rejected.labels(stream.name, exc.code).inc()
             raise
-        self._accepted[event_type].inc(accepted)
+        self._accepted[stream.name].inc(accepted)
         return accepted

@@ -85,3 +85,24 @@ class CollectorMetrics:
             namespace="collector",
             registry=registry,
         )
+        self.forwarder_restarts = Counter(
+            "spool_forwarder_restarts",
+            "Times the spool forwarder failed and was restarted (see the collector's log).",
+            namespace="collector",
+            registry=registry,
+        )
+        self.spool_damaged_bytes = Counter(
+            "spool_damaged_bytes",
+            "Spool bytes that were no readable frame: a torn tail cut off at start (never "
+            "acknowledged), or unreadable bytes set aside while forwarding (acknowledged data lost by the disk).",
+            ["kind"],
+            namespace="collector",
+            registry=registry,
+        )
+        self.producer_resets = Counter(
+            "kafka_producer_resets",
+            "Times the Kafka producer was replaced because it could no longer deliver, by reason.",
+            ["reason"],
+            namespace="collector",
+            registry=registry,
+        )

@@ -8,16 +8,27 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
+from aiokafka.errors import (
+    InvalidProducerEpoch,
+    KafkaError,
+    OutOfOrderSequenceNumber,
+    ProducerFenced,
+    UnknownProducerId,
+)
 
 from services.collector.errors import PublishUnavailableError
 from services.collector.metrics import CollectorMetrics
-from services.collector.spool import AsyncSpool, SpoolCorruptError, SpoolFullError
+from services.collector.spool import AsyncSpool, SpoolFullError
 from services.contract.envelope import OutgoingRecord
 
 log = logging.getLogger(__name__)
 
 MAX_RECORD_BYTES = 4 * 1024 * 1024
+
+# Errors after which an idempotent producer never delivers again: its producer id and
+# sequence numbers no longer agree with the broker's (aiokafka keeps failing every later
+# send with the same error). Only a new producer, with a new producer id, recovers.
+_FATAL_PRODUCER_ERRORS = (OutOfOrderSequenceNumber, UnknownProducerId, InvalidProducerEpoch, ProducerFenced)
 
 
 class KafkaPublisher:
@@ -43,6 +54,7 @@ class KafkaPublisher:
         self._producer: AIOKafkaProducer | None = None
         self._connecting: asyncio.Task[None] | None = None
         self._probing: asyncio.Task[None] | None = None
+        self._retiring: set[asyncio.Task[None]] = set()
 
     def _new_producer(self) -> AIOKafkaProducer:
         return AIOKafkaProducer(
@@ -92,9 +104,38 @@ class KafkaPublisher:
             log.info("kafka producer connected", extra={"bootstrap": self._bootstrap})
             return
 
+    def _sender_alive(self, producer: AIOKafkaProducer) -> bool:
+        # aiokafka's sender task ends for good on a fatal error; sends made after that wait
+        # for ever. (A private attribute: aiokafka is pinned, and a test covers this.)
+        task = getattr(getattr(producer, "_sender", None), "sender_task", None)
+        return task is None or not task.done()
+
+    def _replace_producer(self, producer: AIOKafkaProducer, reason: str) -> None:
+        """Retire a producer that can no longer deliver and connect a new one (a new producer id)."""
+        if self._producer is not producer:
+            return  # another request already replaced it
+        self._producer = None
+        self._metrics.kafka_up.set(0)
+        self._metrics.producer_resets.labels(reason=reason).inc()
+        log.error("kafka producer cannot deliver any more; replacing it", extra={"reason": reason})
+        retiring = asyncio.create_task(self._retire(producer), name="kafka-producer-retire")
+        self._retiring.add(retiring)
+        retiring.add_done_callback(self._retiring.discard)
+        if self._connecting is None or self._connecting.done():
+            self._connecting = asyncio.create_task(self._connect(), name="kafka-connect")
+
+    async def _retire(self, producer: AIOKafkaProducer) -> None:
+        # Its undelivered records belong to requests already answered from the spool or
+        # with 503: nothing acknowledged depends on it.
+        try:
+            async with asyncio.timeout(self._timeout_s):
+                await producer.stop()
+        except (TimeoutError, KafkaError) as exc:
+            log.warning("retired kafka producer did not stop cleanly", extra={"error": repr(exc)})
+
     async def stop(self) -> None:
         """Flush what was sent and close."""
-        for task in (self._probing, self._connecting):
+        for task in (self._probing, self._connecting, *self._retiring):
             if task is not None and not task.done():
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
@@ -114,12 +155,17 @@ class KafkaPublisher:
         return up
 
     async def _round_trip(self) -> bool:
-        if self._producer is None:
+        producer = self._producer
+        if producer is None:
+            return False
+        if not self._sender_alive(producer):
+            # The broker may answer metadata, but this producer will never deliver again.
+            self._replace_producer(producer, "sender_stopped")
             return False
         try:
             async with asyncio.timeout(2.0):
                 # Fresh metadata from a live broker, not the producer's cached copy.
-                cluster = await self._producer.client.fetch_all_metadata()
+                cluster = await producer.client.fetch_all_metadata()
         except (KafkaError, TimeoutError):
             return False
         return bool(cluster.partitions_for_topic(self._topic))
@@ -128,6 +174,10 @@ class KafkaPublisher:
         """Send and wait for every ack, or raise PublishUnavailableError."""
         producer = self._producer
         if producer is None:
+            self._metrics.publish_errors.labels(error_type="not_connected").inc()
+            raise PublishUnavailableError("the event broker is not reachable", "not_connected")
+        if not self._sender_alive(producer):
+            self._replace_producer(producer, "sender_stopped")
             self._metrics.publish_errors.labels(error_type="not_connected").inc()
             raise PublishUnavailableError("the event broker is not reachable", "not_connected")
         started = time.perf_counter()
@@ -151,6 +201,8 @@ class KafkaPublisher:
             error_type = type(exc).__name__
             self._metrics.publish_errors.labels(error_type="kafka_error").inc()
             log.warning("publish failed", extra={"error_type": error_type, "error": repr(exc)})
+            if isinstance(exc, _FATAL_PRODUCER_ERRORS):
+                self._replace_producer(producer, "fatal_error")
             raise PublishUnavailableError("the event broker refused the events", "kafka_error") from exc
         finally:
             self._metrics.publish_duration.observe(time.perf_counter() - started)
@@ -167,20 +219,28 @@ class DurablePublisher:
 
     `publish` returns only once the records are acknowledged by the broker or fsync'ed in
     the spool; it raises PublishUnavailableError only when both are impossible (spool full).
-    After a failed send it stops trying Kafka on the request path (no 5 s wait per request
-    during an outage) until the forwarder has delivered the spool again.
+    While the spool holds anything, requests go behind it (an institution's events stay in
+    order, and no request waits out a send timeout during an outage) until the forwarder has
+    delivered it; with the spool empty, every request tries Kafka first.
     """
 
     def __init__(
-        self, kafka: KafkaPublisher, spool: AsyncSpool, metrics: CollectorMetrics, forward_records: int = 200
+        self,
+        kafka: KafkaPublisher,
+        spool: AsyncSpool,
+        metrics: CollectorMetrics,
+        forward_records: int = 200,
+        restart_delay_s: float = 1.0,
     ) -> None:
         self.kafka = kafka
         self._spool = spool
         self._metrics = metrics
         self._forward_records = forward_records
-        self._kafka_ok = True
+        self._restart_delay_s = restart_delay_s
         self._wake = asyncio.Event()
         self._forwarder: asyncio.Task[None] | None = None
+        self._forwarding = False
+        self._spool_refused = False
         metrics.spool_bytes.set_function(lambda: spool.spool.pending_bytes)
         metrics.spool_events.set_function(lambda: spool.spool.pending_events)
         metrics.spool_oldest_age.set_function(self._oldest_age)
@@ -192,8 +252,7 @@ class DurablePublisher:
     async def start(self) -> None:
         """Connect to Kafka and start forwarding what an earlier run left in the spool."""
         await self.kafka.start()
-        self._kafka_ok = self._spool.spool.empty
-        self._forwarder = asyncio.create_task(self._forward(), name="spool-forwarder")
+        self._forwarder = asyncio.create_task(self._supervise_forwarder(), name="spool-forwarder")
 
     async def stop(self) -> None:
         """Stop forwarding (the spool keeps what is left) and close Kafka."""
@@ -203,27 +262,33 @@ class DurablePublisher:
         await self.kafka.stop()
         self._spool.spool.close()
 
-    async def ready(self) -> bool:
-        """Kafka reachable (the spool's state is reported by metrics)."""
-        return await self.kafka.ready()
+    @property
+    def forwarder_running(self) -> bool:
+        """Whether the spool forwarder is running (not waiting to be restarted after a failure)."""
+        return self._forwarding
+
+    @property
+    def spool_has_room(self) -> bool:
+        """False from a request the spool refused (full) until the forwarder has freed some of it."""
+        return self._spool.spool.empty or not self._spool_refused
 
     @property
     def spooling(self) -> bool:
-        """Whether requests currently go to the spool."""
-        return not self._kafka_ok
+        """Whether requests currently go to the spool (it holds records not yet forwarded)."""
+        return not self._spool.spool.empty
 
     async def publish(self, records: Sequence[OutgoingRecord]) -> None:
         """Durable in Kafka or in the spool when this returns."""
-        if self._kafka_ok and self._spool.spool.empty:
+        if self._spool.spool.empty:
             try:
                 await self.kafka.publish(records)
                 return
             except PublishUnavailableError as exc:
                 log.warning("kafka unavailable; spooling", extra={"error_type": exc.error_type})
-                self._kafka_ok = False
         try:
             await self._spool.append(records)
         except SpoolFullError as exc:
+            self._spool_refused = True
             self._metrics.publish_errors.labels(error_type="spool_full").inc()
             raise PublishUnavailableError(
                 "the event broker is unreachable and the local spool is full", "spool_full"
@@ -231,16 +296,24 @@ class DurablePublisher:
         self._metrics.spooled_events.inc(sum(r.events for r in records))
         self._wake.set()
 
+    async def _supervise_forwarder(self) -> None:
+        # The spool is drained only by this loop: if it died, acknowledged events would wait
+        # on disk for ever while every request went on to the spool. Any failure restarts it
+        # (counted, logged with its traceback); /readyz says so while it waits to restart.
+        while True:
+            self._forwarding = True
+            try:
+                await self._forward()
+            except Exception:
+                self._forwarding = False
+                self._metrics.forwarder_restarts.inc()
+                log.exception("spool forwarder failed; restarting", extra={"restart_in_s": self._restart_delay_s})
+                await asyncio.sleep(self._restart_delay_s)
+
     async def _forward(self) -> None:
         delay = 0.2
         while True:
-            try:
-                delay = await self._forward_once(delay)
-            except (OSError, SpoolCorruptError) as exc:
-                # Keep the forwarder alive: the spool's age metric and its alert show the stall.
-                self._metrics.publish_errors.labels(error_type="spool_read").inc()
-                log.error("spool forwarding failed; retrying", extra={"error": repr(exc)})
-                await asyncio.sleep(5.0)
+            delay = await self._forward_once(delay)
 
     async def _forward_once(self, delay: float) -> float:
         """Forward one batch of the spool; return the back-off for the next attempt."""
@@ -250,18 +323,20 @@ class DurablePublisher:
                 await asyncio.wait_for(self._wake.wait(), 1.0)
             except TimeoutError:
                 return delay
-        records, position = await self._spool.read_batch(self._forward_records)
-        if not records:
+        batch = await self._spool.read_batch(self._forward_records)
+        if batch.records:
+            try:
+                await self.kafka.publish(batch.records)
+            except PublishUnavailableError:
+                await asyncio.sleep(delay)
+                return min(delay * 2, 5.0)
+        elif batch.position == self._spool.spool.cursor:
             await asyncio.sleep(0.05)
             return delay
-        try:
-            await self.kafka.publish(records)
-        except PublishUnavailableError:
-            await asyncio.sleep(delay)
-            return min(delay * 2, 5.0)
-        await self._spool.advance(position, records)
-        self._metrics.forwarded_events.inc(sum(r.events for r in records))
+        # (A batch without records but with a new position stepped over unreadable bytes.)
+        await self._spool.advance(batch)
+        self._spool_refused = False
+        self._metrics.forwarded_events.inc(sum(r.events for r in batch.records))
         if self._spool.spool.empty:
-            self._kafka_ok = True
             log.info("spool drained; publishing directly again")
         return 0.2

@@ -26,3 +26,6 @@ class CollectorSettings(CommonSettings):
     max_concurrent_requests: int = Field(512, ge=1, description="ingest requests in progress before 503")
     spool_dir: Path = Field(Path(".state/collector-spool"), description="fsync'ed spool for broker outages")
     spool_max_bytes: int = Field(1024**3, ge=1024, description="spool size at which ingest answers 503")
+    spool_segment_bytes: int = Field(
+        64 * 1024**2, ge=1024, description="size at which the spool starts a new segment file (small in tests)"
+    )

@@ -3,20 +3,24 @@
 One Kafka record carries the events of one request for one institution, keyed by `org_code`
 (so an institution's events stay in one partition, in order):
 
-    {"v": 1, "type": "upload" | "kiosk", "received_at": "<RFC 3339>", "events": [<contract event>, ...]}
+    {"v": 1, "type": "<stream name>", "received_at": "<RFC 3339>", "events": [<contract event>, ...]}
+
+`type` is the stream's name (`services/streams/`: "upload", "kiosk"); records already on the
+topic carry these names, so a stream's name never changes.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import orjson
 
-from services.contract.models import EventType
-
 ENVELOPE_VERSION = 1
+
+S = TypeVar("S")
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,9 +32,7 @@ class OutgoingRecord:
     events: int
 
 
-def encode_records(
-    event_type: EventType, raw_events: list[dict[str, Any]], received_at: datetime
-) -> list[OutgoingRecord]:
+def encode_records(event_type: str, raw_events: list[dict[str, Any]], received_at: datetime) -> list[OutgoingRecord]:
     """Group validated raw events by institution into records, preserving their order."""
     by_org: dict[str, list[dict[str, Any]]] = {}
     for event in raw_events:
@@ -39,9 +41,7 @@ def encode_records(
     return [
         OutgoingRecord(
             key=org.encode("utf-8"),
-            value=orjson.dumps(
-                {"v": ENVELOPE_VERSION, "type": event_type.value, "received_at": stamp, "events": events}
-            ),
+            value=orjson.dumps({"v": ENVELOPE_VERSION, "type": event_type, "received_at": stamp, "events": events}),
             events=len(events),
         )
         for org, events in by_org.items()
@@ -53,16 +53,17 @@ class EnvelopeError(ValueError):
 
 
 @dataclass(frozen=True, slots=True)
-class Envelope:
+class Envelope(Generic[S]):
     """A decoded record; its events are still raw and are validated by the reader."""
 
-    event_type: EventType
+    stream: S
+    """What the reader registered under the record's `type`."""
     received_at: datetime
     events: list[Any]
 
 
-def decode_record(value: bytes | None) -> Envelope:
-    """Decode one topic record, or EnvelopeError saying why it cannot be read."""
+def decode_record(value: bytes | None, streams: Mapping[str, S]) -> Envelope[S]:
+    """Decode one topic record whose `type` is one of `streams`, or EnvelopeError saying why it cannot be read."""
     if value is None:
         raise EnvelopeError("record has no value")
     try:
@@ -72,11 +73,11 @@ def decode_record(value: bytes | None) -> Envelope:
     if not isinstance(doc, dict) or doc.get("v") != ENVELOPE_VERSION:
         raise EnvelopeError(f"not a version {ENVELOPE_VERSION} envelope")
     try:
-        event_type = EventType(doc["type"])
+        stream = streams[doc["type"]]
         received_at = datetime.fromisoformat(doc["received_at"])
         events = doc["events"]
     except (KeyError, ValueError, TypeError) as exc:
         raise EnvelopeError(f"bad envelope field: {exc!r}") from exc
     if not isinstance(events, list) or received_at.tzinfo is None:
         raise EnvelopeError("envelope events must be a list and received_at carry an offset")
-    return Envelope(event_type, received_at, events)
+    return Envelope(stream, received_at, events)

@@ -1,17 +1,18 @@
-"""Pydantic model of contract v1: ingest events, reference data and report rows.
+"""The shared pieces of the contract: field types, the event base, reference data (v1 and revision 2).
 
-`schemas/` holds the same contract as JSON Schema; tests/unit/contract checks that the two
-accept and refuse the same documents.
+Each stream's own event model and report rows live in its folder (`services/streams/<stream>/
+model.py`), built from the field types here. `schemas/` holds the same contract as JSON
+Schema; tests/unit/test_contract.py and tests/unit/test_streams.py check that the two accept
+and refuse the same documents.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import (
     AfterValidator,
@@ -26,6 +27,7 @@ from pydantic import (
 MAX_BATCH_EVENTS = 1000
 MAX_BODY_BYTES = 1024 * 1024
 MAX_COUNT = 10_000_000
+MAX_BALANCE = 2**63 - 1
 
 _CODE_PATTERN = r"^[A-Za-z0-9._:-]+$"
 _DATE_RE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
@@ -33,6 +35,7 @@ _TIMESTAMP_RE = re.compile(
     r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?([Zz]|[+-][0-9]{2}:[0-9]{2})$"
 )
 _AMOUNT_RE = re.compile(r"^(0|[1-9][0-9]{0,11})(\.[0-9]{1,2})?$")
+_MONTH_RE = re.compile(r"^[0-9]{4}-(0[1-9]|1[0-2])$")
 
 
 def _require_date_text(value: Any) -> Any:
@@ -73,6 +76,18 @@ def _json_integer(value: Any) -> Any:
     return value
 
 
+def _parse_month(value: Any) -> Any:
+    # A month is written YYYY-MM and stands for its first day.
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return value.replace(day=1)
+    if not isinstance(value, str) or not _MONTH_RE.fullmatch(value):
+        raise ValueError("must be a month written YYYY-MM")
+    year, month = int(value[:4]), int(value[5:])
+    if year < 1:
+        raise ValueError("must be a month written YYYY-MM, from year 0001")
+    return date(year, month, 1)
+
+
 def _require_year_range(value: datetime) -> datetime:
     # Years 1 and 9999 parse but cannot be shifted into every time zone.
     if not 1900 <= value.year <= 9998:
@@ -87,27 +102,59 @@ Count = Annotated[int, BeforeValidator(_json_integer), Field(ge=0, le=MAX_COUNT,
 ContractDate = Annotated[date, BeforeValidator(_require_date_text)]
 Timestamp = Annotated[AwareDatetime, BeforeValidator(_require_timestamp_text), AfterValidator(_require_year_range)]
 Amount = Annotated[Decimal, BeforeValidator(_parse_amount)]
-
-
-class Mode(StrEnum):
-    """Upload channel: pushed as it happens, or the periodic (nightly) batch."""
-
-    REALTIME = "realtime"
-    SCHEDULED = "scheduled"
-
-
-class KioskKind(StrEnum):
-    """Kind of kiosk transaction."""
-
-    REGISTRATION = "registration"
-    PAYMENT = "payment"
+PlaceName = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+Reason = Annotated[str, StringConstraints(max_length=200)]
+ContractMonth = Annotated[date, BeforeValidator(_parse_month)]
+# A count of everything before a month: any non-negative integer PostgreSQL's bigint holds.
+Balance = Annotated[int, BeforeValidator(_json_integer), Field(ge=0, le=MAX_BALANCE, strict=True)]
 
 
 class InstitutionKind(StrEnum):
-    """Kind of institution."""
+    """Kind of institution: its role towards the platform's reports (docs/contract-decisions.md).
+
+    `district` and `hospital` are the institutions of the upload and kiosk reports; `hotline`
+    a 12320 hotline centre (revision 2); `other` any other institution the platform knows
+    (one connected to a remote-medicine platform, say), which no v1 report lists.
+    """
 
     DISTRICT = "district"
     HOSPITAL = "hospital"
+    HOTLINE = "hotline"
+    OTHER = "other"
+
+
+class InstitutionLevel(StrEnum):
+    """Level of a medical institution (revision 2): 三级, 二级, 社区卫生服务中心, or none of them."""
+
+    TERTIARY = "tertiary"
+    SECONDARY = "secondary"
+    PRIMARY = "primary"
+    OTHER = "other"
+
+
+class Region(StrEnum):
+    """Where an institution is, seen from the city (revision 2); an empty region is `city`."""
+
+    CITY = "city"
+    METRO = "metro"
+    AIDED = "aided"
+    OTHER = "other"
+
+
+class RemotePlatform(StrEnum):
+    """The four remote-medicine platforms (revision 2)."""
+
+    CONSULTATION = "consultation"
+    ECG = "ecg"
+    LAB = "lab"
+    IMAGING = "imaging"
+
+
+class BalanceMetric(StrEnum):
+    """Cumulative figures that start from an opening balance (revision 2)."""
+
+    APPOINTMENTS = "appointments"
+    REMOTE_CONSULTATIONS = "remote_consultations"
 
 
 class TableCategory(StrEnum):
@@ -130,60 +177,34 @@ class RequiredFor(StrEnum):
     NONE = "none"
 
 
-class EventType(StrEnum):
-    """The two ingest endpoints' event types, as carried on the Kafka topic."""
-
-    UPLOAD = "upload"
-    KIOSK = "kiosk"
-
-
 _STRICT = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=False)
 
 
-class UploadEvent(BaseModel):
-    """`POST /v1/uploads`: one CDA document / table upload."""
+class ContractEvent(BaseModel):
+    """What every ingest event has: its id, unique per institution, and its institution.
+
+    Each stream's model (`services/streams/<stream>/model.py`) adds its own fields; these two
+    come first, as in every schema of `schemas/`.
+    """
 
     model_config = _STRICT
 
     event_id: EventId
     org_code: Code
-    table_code: Code
-    mode: Mode
-    business_date: ContractDate
-    uploaded_at: Timestamp
-    record_count: Count
-    document_count: Count = 0
-
-
-class KioskTransaction(BaseModel):
-    """`POST /v1/kiosk-transactions`: one self-service kiosk transaction."""
-
-    model_config = _STRICT
-
-    event_id: EventId
-    org_code: Code
-    kiosk_id: Code
-    kind: KioskKind
-    amount: Amount
-    occurred_at: Timestamp
-
-
-Event = UploadEvent | KioskTransaction
-
-EVENT_MODELS: dict[EventType, type[UploadEvent] | type[KioskTransaction]] = {
-    EventType.UPLOAD: UploadEvent,
-    EventType.KIOSK: KioskTransaction,
-}
 
 
 class InstitutionRow(BaseModel):
-    """Row of institutions.csv."""
+    """Row of institutions.csv; the four attributes of revision 2 are optional (None = unknown)."""
 
     model_config = _STRICT
 
     org_code: Code
     name: Name
     kind: InstitutionKind
+    level: InstitutionLevel | None = None
+    region: Region | None = None
+    city: PlaceName | None = None
+    district: PlaceName | None = None
 
 
 class TableRow(BaseModel):
@@ -215,8 +236,51 @@ class KioskRow(BaseModel):
     org_code: Code
 
 
+class PlatformConnectionRow(BaseModel):
+    """Row of platform_connections.csv: connected from `connected_on`, up to (not on) `disconnected_on`."""
+
+    model_config = _STRICT
+
+    platform: RemotePlatform
+    org_code: Code
+    connected_on: ContractDate
+    disconnected_on: ContractDate | None = None
+
+
+class BookingPlatformRow(BaseModel):
+    """Row of booking_platforms.csv."""
+
+    model_config = _STRICT
+
+    platform_code: Code
+    name: Name
+
+
+class OpeningBalanceRow(BaseModel):
+    """Row of opening_balances.csv: `value` is everything before the month `as_of` (its first day)."""
+
+    model_config = _STRICT
+
+    metric: BalanceMetric
+    as_of: ContractMonth
+    value: Balance
+
+
+class NoUploadDayRow(BaseModel):
+    """Row of no_upload_days.csv: a day on which no upload is expected."""
+
+    model_config = _STRICT
+
+    date: ContractDate
+    reason: Reason = ""
+
+
 class ReferenceSet(BaseModel):
-    """Body of `PUT /v1/admin/reference`; the CSV folder has the same four files."""
+    """Body of `PUT /v1/admin/reference`; the CSV folder has the same files.
+
+    The four arrays of revision 2 are optional, so a v1 body (and a folder of the four v1
+    files) is still a complete reference set.
+    """
 
     model_config = _STRICT
 
@@ -224,56 +288,7 @@ class ReferenceSet(BaseModel):
     tables: list[TableRow]
     declarations: list[DeclarationRow]
     kiosks: list[KioskRow]
-
-
-class UploadReportRow(BaseModel):
-    """One institution's row of `GET /v1/reports/uploads`."""
-
-    model_config = ConfigDict(frozen=True)
-
-    org_code: str
-    name: str
-    kind: InstitutionKind
-    month: str
-    records_uploaded: int
-    documents_uploaded: int
-    upload_days: int
-    uploaded_tables: int
-    declared_tables: int | None
-    required_tables: int
-    table_coverage_rate: float | None
-    declared_coverage_rate: float | None
-    outpatient_visits: int
-    discharges: int
-    ehr_basic_cumulative: int
-    ehr_hypertension_cumulative: int
-    ehr_diabetes_cumulative: int
-    conformance_rate: float | None
-
-
-class KioskReportRow(BaseModel):
-    """One row of `GET /v1/reports/kiosks`; the total row has group `total`."""
-
-    model_config = ConfigDict(frozen=True)
-
-    group: Literal["hospital", "district", "total"]
-    org_code: str | None
-    name: str
-    kiosks: int
-    registrations: int
-    registration_amount: Decimal
-    payments: int
-    payment_amount: Decimal
-
-
-class MissingUploadRow(BaseModel):
-    """One institution of `GET /v1/alerts/missing-uploads`."""
-
-    model_config = ConfigDict(frozen=True)
-
-    org_code: str
-    name: str
-    kind: InstitutionKind
-    date: dt.date
-    last_upload_day: dt.date
-    active_days_in_previous_7: int
+    platform_connections: list[PlatformConnectionRow] = Field(default_factory=list)
+    booking_platforms: list[BookingPlatformRow] = Field(default_factory=list)
+    opening_balances: list[OpeningBalanceRow] = Field(default_factory=list)
+    no_upload_days: list[NoUploadDayRow] = Field(default_factory=list)

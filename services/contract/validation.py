@@ -7,13 +7,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from pydantic import TypeAdapter, ValidationError
+from pydantic import ValidationError
 
-from services.contract.models import (
-    MAX_BATCH_EVENTS,
-    KioskTransaction,
-    UploadEvent,
-)
+from services.contract.models import MAX_BATCH_EVENTS
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,16 +107,13 @@ def split_body(body: Any) -> tuple[list[Any], bool]:
     return events, True
 
 
-_UPLOADS = TypeAdapter(list[UploadEvent])
-_KIOSK = TypeAdapter(list[KioskTransaction])
-
-
 # An event has at most 8 fields, so this lists every problem of its own fields; past it, only
 # more unknown fields, and one event of a 1 MiB body could otherwise make 100,000 of them.
 MAX_PROBLEMS_PER_EVENT = 20
 
 
-def _problems(exc: ValidationError) -> list[FieldProblem]:
+def field_problems(exc: ValidationError) -> list[FieldProblem]:
+    """A list validation's errors as problems by index, field and reason (MAX_PROBLEMS_PER_EVENT per event)."""
     by_event: dict[int | None, list[FieldProblem]] = {}
     unlisted: dict[int | None, int] = {}
     for err in exc.errors(include_url=False, include_input=False):
@@ -140,19 +133,3 @@ def _problems(exc: ValidationError) -> list[FieldProblem]:
     for index, count in unlisted.items():
         by_event[index].append(FieldProblem(index, "(event)", f"and {count} more problems"))
     return [problem for listed in by_event.values() for problem in listed]
-
-
-def validate_uploads(raw: list[Any]) -> tuple[list[UploadEvent], list[FieldProblem]]:
-    """Validate raw upload objects; either all events or the problems come back non-empty."""
-    try:
-        return _UPLOADS.validate_python(raw), []
-    except ValidationError as exc:
-        return [], _problems(exc)
-
-
-def validate_kiosk(raw: list[Any]) -> tuple[list[KioskTransaction], list[FieldProblem]]:
-    """Validate raw kiosk-transaction objects; either all events or the problems."""
-    try:
-        return _KIOSK.validate_python(raw), []
-    except ValidationError as exc:
-        return [], _problems(exc)

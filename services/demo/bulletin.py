@@ -1,9 +1,11 @@
 """The April 2020 Nanjing bulletin tables, parsed into typed rows.
 
-The CSV files in `data/bulletin-2020-04/` are the bulletin's four tables transcribed as
-printed (see `services/demo/README.md`). This module reads them strictly: a header that
-is not the transcribed one, or a cell that does not parse, is a `BulletinError`, because
-every figure of the demo is derived from these cells.
+The CSV files in `data/bulletin-2020-04/` are the bulletin's tables transcribed as printed
+(see `services/demo/README.md`): the uploads per district and per hospital, the kiosks, the
+appointments per hospital and channel and per booking platform, the 12320 hotline and the
+province's centres, and the remote-medicine platforms' figures and top uploaders. This
+module reads them strictly: a header that is not the transcribed one, or a cell that does
+not parse, is a `BulletinError`, because every figure of the demo is derived from these cells.
 
 The hospital upload table is printed with its columns shifted against its header; it
 is read here in the consistent reading (`col2` document types, `col3` CDA documents,
@@ -29,6 +31,27 @@ DISTRICT_FILE = "district_uploads_2020-04.csv"
 HOSPITAL_FILE = "hospital_uploads_2020-04.csv"
 KIOSK_FILE = "kiosk_usage_2020-04.csv"
 APPOINTMENTS_FILE = "appointments_2020-04.csv"
+APPOINTMENT_PLATFORMS_FILE = "appointment_platforms_2020-04.csv"
+HOTLINE_FILE = "hotline_2020-04.csv"
+HOTLINE_PROVINCE_FILE = "hotline_province_2020-04.csv"
+REMOTE_PLATFORMS_FILE = "remote_platforms_2020-04.csv"
+REMOTE_TOP_UPLOADERS_FILE = "remote_top_uploaders_2020-04.csv"
+BULLETIN_FILES = (
+    DISTRICT_FILE,
+    HOSPITAL_FILE,
+    KIOSK_FILE,
+    APPOINTMENTS_FILE,
+    APPOINTMENT_PLATFORMS_FILE,
+    HOTLINE_FILE,
+    HOTLINE_PROVINCE_FILE,
+    REMOTE_PLATFORMS_FILE,
+    REMOTE_TOP_UPLOADERS_FILE,
+)
+
+# Printed under the appointments table, not in a table of its own (no CSV holds it):
+# "（截止4月底，总预约挂号量为19238954次）" — every booking to the end of April, all channels.
+APPOINTMENTS_TO_DATE = 19_238_954
+APPOINTMENTS_TO_DATE_PRINTED = "（截止4月底，总预约挂号量为19238954次）"
 
 _DISTRICT_HEADER = (
     "unit",
@@ -73,6 +96,41 @@ _APPOINTMENTS_HEADER = (
     "third_party",
     "subtotal",
 )
+
+_APPOINTMENT_PLATFORMS_HEADER = ("no", "platform", "appointments")
+_HOTLINE_HEADER = ("centre", "figure", "value", "printed_as")
+_HOTLINE_PROVINCE_HEADER = ("city", "calls")
+_REMOTE_PLATFORMS_HEADER = ("platform", "figure", "value", "printed_as")
+_REMOTE_TOP_HEADER = ("platform", "rank", "unit", "value")
+
+# The hotline's figures, by the report field each is (contract revision 2).
+HOTLINE_CALL_CATEGORIES = (
+    "consultation",
+    "complaint",
+    "appointment",
+    "crisis_intervention",
+    "satisfaction_survey",
+    "voice_qa",
+)
+HOTLINE_FIGURES = ("calls", *HOTLINE_CALL_CATEGORIES, "work_orders_city_12345", "work_orders_province_12345")
+REMOTE_PLATFORMS = ("consultation", "ecg", "lab", "imaging")
+# The remote-platform section's figures: a count of connected institutions (by place and
+# level, in the bulletin's words), a volume of the month, or the cumulative consultations.
+REMOTE_CONNECTED_FIGURES = (
+    "connected",
+    "cities",
+    "districts",
+    "districts_primary",
+    "city_secondary_plus",
+    "city_tertiary",
+    "city_primary",
+    "secondary_plus",
+    "metro",
+    "aided",
+    "other",
+)
+REMOTE_VOLUME_FIGURES = ("consultations", "cases", "reports", "specimens", "images")
+REMOTE_FIGURES = (*REMOTE_CONNECTED_FIGURES, *REMOTE_VOLUME_FIGURES, "consultations_cumulative")
 
 KioskGroup = Literal["hospital", "district"]
 
@@ -149,8 +207,46 @@ class AppointmentRow:
 
 
 @dataclass(frozen=True, slots=True)
+class PlatformAppointmentsRow:
+    """One row of 2020年4月分途径预约情况统计 (appointments by booking platform)."""
+
+    no: int
+    platform: str
+    appointments: int
+
+
+@dataclass(frozen=True, slots=True)
+class PrintedFigure:
+    """One figure of a section printed as prose (the hotline, the remote platforms), with its words."""
+
+    section: str
+    """The hotline centre (南京12320) or the remote platform (consultation, ecg, lab, imaging)."""
+    figure: str
+    value: int
+    printed_as: str
+
+
+@dataclass(frozen=True, slots=True)
+class ProvinceCallsRow:
+    """One city of 4月全省12320 (calls per city's 12320 centre)."""
+
+    city: str
+    calls: int
+
+
+@dataclass(frozen=True, slots=True)
+class TopUploader:
+    """One of a remote platform's three institutions with the most uploads in April."""
+
+    platform: str
+    rank: int
+    unit: str
+    value: int
+
+
+@dataclass(frozen=True, slots=True)
 class Bulletin:
-    """All four tables of the April 2020 bulletin."""
+    """All tables of the April 2020 bulletin."""
 
     districts: tuple[DistrictUploadRow, ...]
     hospitals: tuple[HospitalUploadRow, ...]
@@ -158,6 +254,25 @@ class Bulletin:
     kiosk_printed_total: KioskTotals
     appointments: tuple[AppointmentRow, ...]
     appointments_printed_total: AppointmentRow
+    appointments_to_date: int
+    appointment_platforms: tuple[PlatformAppointmentsRow, ...]
+    appointment_platforms_printed_total: int
+    hotline: tuple[PrintedFigure, ...]
+    province_calls: tuple[ProvinceCallsRow, ...]
+    province_calls_printed_total: int
+    remote: tuple[PrintedFigure, ...]
+    top_uploaders: tuple[TopUploader, ...]
+
+    def hotline_figure(self, figure: str) -> int:
+        """A figure of the Nanjing hotline paragraph (KeyError if not printed)."""
+        for row in self.hotline:
+            if row.figure == figure:
+                return row.value
+        raise KeyError(figure)
+
+    def remote_figures(self, platform: str) -> dict[str, int]:
+        """The printed figures of one remote platform, by figure name."""
+        return {row.figure: row.value for row in self.remote if row.section == platform}
 
 
 @dataclass(frozen=True, slots=True)
@@ -290,6 +405,8 @@ def load_bulletin(folder: Path = BULLETIN_DIR) -> Bulletin:
             appointments.append(parsed)
     if appointments_total is None:
         raise BulletinError(f"{APPOINTMENTS_FILE}: no total row")
+    platforms, platforms_total = _appointment_platforms(folder)
+    province, province_total = _province_calls(folder)
     return Bulletin(
         districts=tuple(districts),
         hospitals=tuple(hospitals),
@@ -297,7 +414,104 @@ def load_bulletin(folder: Path = BULLETIN_DIR) -> Bulletin:
         kiosk_printed_total=kiosk_total,
         appointments=tuple(appointments),
         appointments_printed_total=appointments_total,
+        appointments_to_date=APPOINTMENTS_TO_DATE,
+        appointment_platforms=platforms,
+        appointment_platforms_printed_total=platforms_total,
+        hotline=_figures(folder, HOTLINE_FILE, _HOTLINE_HEADER, "centre", frozenset({"南京12320"}), HOTLINE_FIGURES),
+        province_calls=province,
+        province_calls_printed_total=province_total,
+        remote=_figures(
+            folder,
+            REMOTE_PLATFORMS_FILE,
+            _REMOTE_PLATFORMS_HEADER,
+            "platform",
+            frozenset(REMOTE_PLATFORMS),
+            REMOTE_FIGURES,
+        ),
+        top_uploaders=_top_uploaders(folder),
     )
+
+
+def _appointment_platforms(folder: Path) -> tuple[tuple[PlatformAppointmentsRow, ...], int]:
+    rows = _read(folder, APPOINTMENT_PLATFORMS_FILE, _APPOINTMENT_PLATFORMS_HEADER)
+    parsed, total = [], None
+    for n, row in enumerate(rows, start=2):
+        where = f"{APPOINTMENT_PLATFORMS_FILE}:{n}"
+        if not row["no"].strip():
+            if total is not None or row["platform"].strip() != "合计":
+                raise BulletinError(f"{where}: an unnumbered row that is not the one 合计 row")
+            total = _int(row, "appointments", where)
+            continue
+        name = row["platform"].strip()
+        if not name:
+            raise BulletinError(f"{where}: empty platform name")
+        parsed.append(PlatformAppointmentsRow(_int(row, "no", where), name, _int(row, "appointments", where)))
+    if total is None:
+        raise BulletinError(f"{APPOINTMENT_PLATFORMS_FILE}: no total row")
+    return tuple(parsed), total
+
+
+def _province_calls(folder: Path) -> tuple[tuple[ProvinceCallsRow, ...], int]:
+    rows = _read(folder, HOTLINE_PROVINCE_FILE, _HOTLINE_PROVINCE_HEADER)
+    parsed, total = [], None
+    for n, row in enumerate(rows, start=2):
+        where = f"{HOTLINE_PROVINCE_FILE}:{n}"
+        city = row["city"].strip()
+        if not city:
+            raise BulletinError(f"{where}: empty city")
+        if city == "合计":
+            if total is not None:
+                raise BulletinError(f"{where}: a second total row")
+            total = _int(row, "calls", where)
+        else:
+            parsed.append(ProvinceCallsRow(city, _int(row, "calls", where)))
+    if total is None:
+        raise BulletinError(f"{HOTLINE_PROVINCE_FILE}: no total row")
+    return tuple(parsed), total
+
+
+def _figures(
+    folder: Path,
+    name: str,
+    header: tuple[str, ...],
+    section_column: str,
+    sections: frozenset[str],
+    figures: tuple[str, ...],
+) -> tuple[PrintedFigure, ...]:
+    parsed = []
+    seen: set[tuple[str, str]] = set()
+    for n, row in enumerate(_read(folder, name, header), start=2):
+        where = f"{name}:{n}"
+        section, figure = row[section_column].strip(), row["figure"].strip()
+        if section not in sections:
+            raise BulletinError(f"{where}: {section_column} {section!r} is not one of {sorted(sections)}")
+        if figure not in figures:
+            raise BulletinError(f"{where}: figure {figure!r} is not one of {list(figures)}")
+        if (section, figure) in seen:
+            raise BulletinError(f"{where}: {section} {figure} printed twice")
+        seen.add((section, figure))
+        printed_as = row["printed_as"].strip()
+        value = _int(row, "value", where)
+        # The words must carry the number: a transcription slip in either shows up here.
+        if str(value) not in printed_as:
+            raise BulletinError(f"{where}: value {value} is not in the printed words {printed_as!r}")
+        parsed.append(PrintedFigure(section, figure, value, printed_as))
+    return tuple(parsed)
+
+
+def _top_uploaders(folder: Path) -> tuple[TopUploader, ...]:
+    parsed = []
+    for n, row in enumerate(_read(folder, REMOTE_TOP_UPLOADERS_FILE, _REMOTE_TOP_HEADER), start=2):
+        where = f"{REMOTE_TOP_UPLOADERS_FILE}:{n}"
+        platform = row["platform"].strip()
+        if platform not in REMOTE_PLATFORMS:
+            raise BulletinError(f"{where}: platform {platform!r} is not one of {list(REMOTE_PLATFORMS)}")
+        parsed.append(TopUploader(platform, _int(row, "rank", where), _unit(row, where), _int(row, "value", where)))
+    for platform in {t.platform for t in parsed}:
+        ranks = [t.rank for t in parsed if t.platform == platform]
+        if sorted(ranks) != list(range(1, len(ranks) + 1)):
+            raise BulletinError(f"{REMOTE_TOP_UPLOADERS_FILE}: {platform} ranks {ranks} are not 1..n")
+    return tuple(parsed)
 
 
 def sum_kiosk_rows(rows: tuple[KioskUsageRow, ...] | list[KioskUsageRow]) -> KioskTotals:
@@ -362,6 +576,7 @@ def check_bulletin(bulletin: Bulletin) -> list[Finding]:
             findings.append(
                 Finding("appointments", appt.unit, f"channels add up to {channels}, subtotal {appt.subtotal}")
             )
+    findings.extend(_check_new_sections(bulletin))
     total = bulletin.appointments_printed_total
     for field in ("online_12320", "phone", "in_clinic", "third_party", "subtotal"):
         computed_total = sum(getattr(a, field) for a in bulletin.appointments)
@@ -371,4 +586,59 @@ def check_bulletin(bulletin: Bulletin) -> list[Finding]:
                     "appointments", "合计", f"{field}: rows add up to {computed_total}, printed {getattr(total, field)}"
                 )
             )
+    return findings
+
+
+def _check_new_sections(bulletin: Bulletin) -> list[Finding]:
+    """The ties between the appointment, hotline and remote-platform tables (NOTES.md)."""
+    findings = []
+    platforms = sum(r.appointments for r in bulletin.appointment_platforms)
+    if platforms != bulletin.appointment_platforms_printed_total:
+        findings.append(
+            Finding(
+                "appointment_platforms",
+                "合计",
+                f"rows add up to {platforms}, printed {bulletin.appointment_platforms_printed_total}",
+            )
+        )
+    total = bulletin.appointments_printed_total
+    if platforms > total.online_12320 + total.third_party:
+        findings.append(
+            Finding("appointment_platforms", "合计", f"{platforms} platform bookings exceed online + third party")
+        )
+    calls = bulletin.hotline_figure("calls")
+    categories = sum(bulletin.hotline_figure(c) for c in HOTLINE_CALL_CATEGORIES)
+    if categories != calls:
+        findings.append(Finding("hotline", "南京12320", f"call categories add up to {categories}, calls {calls}"))
+    if bulletin.hotline_figure("appointment") != total.phone:
+        findings.append(
+            Finding(
+                "hotline",
+                "南京12320",
+                f"{bulletin.hotline_figure('appointment')} phone appointments, the appointments table {total.phone}",
+            )
+        )
+    province = sum(r.calls for r in bulletin.province_calls)
+    if province != bulletin.province_calls_printed_total:
+        findings.append(
+            Finding(
+                "hotline_province",
+                "合计",
+                f"rows add up to {province}, printed {bulletin.province_calls_printed_total}",
+            )
+        )
+    nanjing = next((r.calls for r in bulletin.province_calls if r.city == "南京"), None)
+    if nanjing != calls:
+        findings.append(Finding("hotline_province", "南京", f"{nanjing} calls, the hotline paragraph {calls}"))
+    for platform in REMOTE_PLATFORMS:
+        figures = bulletin.remote_figures(platform)
+        parts = sum(figures.get(f, 0) for f in ("city_secondary_plus", "city_primary", "metro", "aided", "other"))
+        if platform == "consultation" and parts != figures["connected"]:
+            findings.append(
+                Finding("remote_platforms", platform, f"kinds add up to {parts}, connected {figures['connected']}")
+            )
+        main = {"consultation": "consultations", "ecg": "cases", "lab": "reports", "imaging": "reports"}[platform]
+        top = sum(t.value for t in bulletin.top_uploaders if t.platform == platform)
+        if top > figures.get(main, top):
+            findings.append(Finding("remote_top_uploaders", platform, f"top three {top} exceed the month's {main}"))
     return findings

@@ -44,25 +44,31 @@ from functools import cache
 from typing import Literal, NotRequired, TypedDict, cast
 
 from services.demo.bulletin import Bulletin, KioskUsageRow, load_bulletin
+from services.demo.clock import (
+    APR1,
+    APR30,
+    DAY,
+    LOCAL_OFFSET,
+    MAR31,
+    MAY1,
+    MONTH,
+    MONTH_FIRST,
+    MONTH_LAST,
+    apportion,
+    at,
+    clock_texts,
+    date_text,
+    day_factor,
+    day_of,
+    int_weight,
+    stamp,
+)
+from services.demo.daily import flush_day
 from services.demo.errors import PlanError
 from services.demo.reference import Category, DemoReference, Kind, Table, build_reference, org_code_of
 
 DEFAULT_SEED = 20200401
 PLATFORM_TZ = "Asia/Shanghai"
-
-MONTH_FIRST = date(2020, 4, 1)
-MONTH_LAST = date(2020, 4, 30)
-MONTH = "2020-04"
-
-DAY = 86_400
-# All internal times are seconds of Asia/Shanghai wall-clock time since 2020-01-01 00:00.
-# Shanghai has had a fixed +08:00 offset since 1991, so this is exact.
-_EPOCH = date(2020, 1, 1).toordinal()
-_LOCAL_OFFSET = 480  # minutes east of UTC
-_APR1 = MONTH_FIRST.toordinal()
-_APR30 = MONTH_LAST.toordinal()
-_MAR31 = _APR1 - 1
-_MAY1 = _APR30 + 1
 
 Mode = Literal["realtime", "scheduled"]
 KioskKind = Literal["registration", "payment"]
@@ -154,9 +160,6 @@ _LATE_REALTIME_SHARE = 0.01
 _NEAR_MIDNIGHT_SHARE = 0.025
 _SINGLE_CHANNEL_MAX_SHARE = 0.01
 
-_HOLIDAYS = frozenset({date(2020, 4, 4), date(2020, 4, 5), date(2020, 4, 6), date(2020, 5, 1)})
-_WORKING_WEEKENDS = frozenset({date(2020, 4, 26)})  # made up for the May Day holiday
-
 # Hourly shape of kiosk use; night hours only where the kiosks serve an emergency department.
 _REG_HOURS = (0, 0, 0, 0, 0, 0, 0, 6, 10, 9, 7, 4, 2, 4, 4, 3, 2, 1, 0, 0, 0, 0, 0, 0)
 _PAY_HOURS = (0, 0, 0, 0, 0, 0, 0, 2, 6, 9, 10, 8, 4, 4, 7, 7, 6, 4, 1.5, 1, 0.8, 0.6, 0, 0)
@@ -189,81 +192,10 @@ _NIGHT_HOURS = (
 _ALL_NIGHT_MIN_KIOSKS = 20
 
 
-# --- small exact helpers ---------------------------------------------------------------
-
-
-def apportion(total: int, weights: Sequence[int]) -> list[int]:
-    """Split `total` into non-negative parts proportional to integer `weights`, exactly.
-
-    Largest remainder, ties to the lower index; a zero weight always gets zero.
-    """
-    weight_sum = sum(weights)
-    if total == 0:
-        return [0] * len(weights)
-    if total < 0 or weight_sum <= 0 or any(w < 0 for w in weights):
-        raise ValueError(f"cannot apportion {total} over weights summing to {weight_sum}")
-    products = [total * w for w in weights]
-    parts = [p // weight_sum for p in products]
-    remainders = [p % weight_sum for p in products]
-    short = total - sum(parts)
-    # Exact integer arithmetic: `short` < the number of non-zero remainders. A reversed
-    # sort is still stable, so equal remainders go to the lower index first.
-    for i in sorted(range(len(weights)), key=remainders.__getitem__, reverse=True)[:short]:
-        parts[i] += 1
-    return parts
-
-
 def _apportion_min1(total: int, weights: Sequence[int]) -> list[int]:
     if total < len(weights):
         raise PlanError(f"cannot give each of {len(weights)} parts at least 1 of {total}")
     return [1 + p for p in apportion(total - len(weights), weights)]
-
-
-def _int_weight(value: float) -> int:
-    # Weights are scaled to integers so that apportioning is exact arithmetic.
-    return max(1, int(value * 1_000_000))
-
-
-@cache
-def _clock_texts() -> tuple[str, ...]:
-    return tuple(f"{h:02d}:{m:02d}:{s:02d}" for h in range(24) for m in range(60) for s in range(60))
-
-
-@cache
-def _date_text(ordinal: int) -> str:
-    return date.fromordinal(ordinal).isoformat()
-
-
-@cache
-def _offset_text(minutes: int) -> str:
-    sign = "+" if minutes >= 0 else "-"
-    hours, mins = divmod(abs(minutes), 60)
-    return f"{sign}{hours:02d}:{mins:02d}"
-
-
-def stamp(local_seconds: int, offset_minutes: int = _LOCAL_OFFSET) -> str:
-    """RFC 3339 text of a Shanghai wall-clock time, written with the given UTC offset."""
-    days, sod = divmod(local_seconds + (offset_minutes - _LOCAL_OFFSET) * 60, DAY)
-    return f"{_date_text(_EPOCH + days)}T{_clock_texts()[sod]}{_offset_text(offset_minutes)}"
-
-
-def _at(ordinal: int, second_of_day: int) -> int:
-    return (ordinal - _EPOCH) * DAY + second_of_day
-
-
-def _day_of(local_seconds: int) -> int:
-    return _EPOCH + local_seconds // DAY
-
-
-def _day_factor(day: date, clinical: bool) -> float:
-    if day in _HOLIDAYS:
-        factor = 0.4 if clinical else 0.1
-    elif day.weekday() >= 5 and day not in _WORKING_WEEKENDS:
-        factor = (0.55 if day.weekday() == 5 else 0.45) if clinical else 0.15
-    else:
-        factor = 1.0
-    # Hospitals were recovering from the epidemic's low: volumes rise through April.
-    return factor * (0.9 + 0.2 * (day.toordinal() - _APR1) / 29)
 
 
 # --- uploads -----------------------------------------------------------------------------
@@ -380,14 +312,14 @@ def _plan_uploads(
     tables = [ref.table(code) for code in ref.uploaded[inp.org_code]]
     main = next(t for t in tables if t.category == "outpatient_visit")
     inactive = INACTIVE_DAYS.get(inp.unit, frozenset())
-    active = {_APR1 + d - 1 for d in range(1, 31) if d not in inactive}
+    active = {APR1 + d - 1 for d in range(1, 31) if d not in inactive}
     if len(active) != inp.upload_days:
         raise PlanError(f"{inp.unit}: {len(active)} active days planned, bulletin says {inp.upload_days}")
 
     def next_active(ordinal: int) -> int:
-        if ordinal < _APR1 or ordinal > _APR30:
+        if ordinal < APR1 or ordinal > APR30:
             return ordinal
-        return min((a for a in active if a >= ordinal), default=_MAY1)
+        return min((a for a in active if a >= ordinal), default=MAY1)
 
     totals = _category_totals(inp, tables, rng)
     per_table: dict[str, int] = {}
@@ -396,7 +328,7 @@ def _plan_uploads(
         if not of_category:
             continue
         sigma = 1.2 if category == "other" else 0.4
-        shares = _apportion_min1(total, [_int_weight(rng.lognormvariate(0, sigma)) for _ in of_category])
+        shares = _apportion_min1(total, [int_weight(rng.lognormvariate(0, sigma)) for _ in of_category])
         per_table.update(zip((t.table_code for t in of_category), shares, strict=True))
 
     midnight_cron = rng.random() < 0.4
@@ -413,11 +345,11 @@ def _plan_uploads(
             profile = "scheduled" if draw < 0.06 else "realtime" if draw < 0.09 else "both"
         lossy = rng.random() < 0.35
         table_slots: list[_Slot] = []
-        for business in range(_MAR31, _APR30 + 1):
-            base = _day_factor(date.fromordinal(business), clinical) * rng.lognormvariate(0, 0.15)
+        for business in range(MAR31, APR30 + 1):
+            base = day_factor(date.fromordinal(business), clinical) * rng.lognormvariate(0, 0.15)
             if profile != "scheduled":
                 loss = 1 - rng.uniform(0.005, 0.04) if lossy and rng.random() < 0.3 else 1.0
-                if business == _MAR31 or (business in active and table is main):
+                if business == MAR31 or (business in active and table is main):
                     up, late = business, False
                 elif rng.random() < _LATE_REALTIME_SHARE:
                     up, late = next_active(business + rng.randint(2, 5)), True
@@ -432,7 +364,7 @@ def _plan_uploads(
                     # Backlog after an outage, sent when the system is back in the morning.
                     second = 8 * 3_600 + ((up - business - 1) * len(tables) + index) * 5
                 table_slots.append(
-                    _Slot(table.table_code, business, "realtime", _at(up, second), _int_weight(base * loss), "R")
+                    _Slot(table.table_code, business, "realtime", at(up, second), int_weight(base * loss), "R")
                 )
             if profile != "realtime":
                 loss = 1 - rng.uniform(0.005, 0.04) if lossy and rng.random() < 0.3 else 1.0
@@ -442,15 +374,15 @@ def _plan_uploads(
                 # catches up every business date it missed, newest first.
                 second = batch_start + jitter + ((up - business - 1) * len(tables) + index) * step
                 table_slots.append(
-                    _Slot(table.table_code, business, "scheduled", _at(up, second), _int_weight(base * loss), "S")
+                    _Slot(table.table_code, business, "scheduled", at(up, second), int_weight(base * loss), "S")
                 )
-        window = [s for s in table_slots if _APR1 <= _day_of(s.at) <= _APR30]
+        window = [s for s in table_slots if APR1 <= day_of(s.at) <= APR30]
         target = per_table[table.table_code]
         for slot, records in zip(window, apportion(target, [s.weight for s in window]), strict=True):
             slot.records = records
         window_weight = sum(s.weight for s in window)
         for slot in table_slots:
-            if not _APR1 <= _day_of(slot.at) <= _APR30:
+            if not APR1 <= day_of(slot.at) <= APR30:
                 slot.records = round(slot.weight * target / window_weight)
         slots.extend(table_slots)
 
@@ -470,10 +402,10 @@ def _plan_uploads(
         ehr_hypertension_cumulative=inp.ehr_cumulative.get("ehr_hypertension", 0),
         ehr_diabetes_cumulative=inp.ehr_cumulative.get("ehr_diabetes", 0),
         conformance_rate=_conformance(slots),
-        upload_dates=frozenset(date.fromordinal(_day_of(s.at)) for s in slots if s.records > 0),
+        upload_dates=frozenset(date.fromordinal(day_of(s.at)) for s in slots if s.records > 0),
     )
     clocks: dict[Mode, int] = {
-        mode: UPLOAD_CLOCKS.get((inp.unit, mode), _LOCAL_OFFSET) for mode in ("realtime", "scheduled")
+        mode: UPLOAD_CLOCKS.get((inp.unit, mode), LOCAL_OFFSET) for mode in ("realtime", "scheduled")
     }
     return slots, targets, clocks
 
@@ -482,17 +414,17 @@ def _ensure_every_active_day(slots: list[_Slot], main: str, active: set[int], un
     """Move single records onto active days that ended up with none (tiny institutions)."""
     per_day: dict[int, int] = defaultdict(int)
     for slot in slots:
-        per_day[_day_of(slot.at)] += slot.records
+        per_day[day_of(slot.at)] += slot.records
     for day in sorted(active):
         if per_day[day] > 0:
             continue
         own = next(s for s in slots if s.table == main and s.mode == "realtime" and s.business_date == day)
         donor = max(
-            (s for s in slots if s.table == main and _APR1 <= _day_of(s.at) <= _APR30 and s.records > 1),
+            (s for s in slots if s.table == main and APR1 <= day_of(s.at) <= APR30 and s.records > 1),
             key=lambda s: s.records,
             default=None,
         )
-        if donor is None or _day_of(own.at) != day:
+        if donor is None or day_of(own.at) != day:
             raise PlanError(f"{unit}: no records for active day {date.fromordinal(day)}")
         donor.records -= 1
         own.records += 1
@@ -502,7 +434,7 @@ def _plan_documents(slots: list[_Slot], inp: _UploadInput) -> None:
     """CDA documents of a hospital: exactly its figure in April, never more than records."""
     if inp.documents == 0:
         return  # the field is left out, and defaults to 0
-    window = [s for s in slots if _APR1 <= _day_of(s.at) <= _APR30 and s.records > 0]
+    window = [s for s in slots if APR1 <= day_of(s.at) <= APR30 and s.records > 0]
     for slot, documents in zip(window, apportion(inp.documents, [s.records for s in window]), strict=True):
         if documents > slot.records:
             raise PlanError(f"{inp.unit}: {documents} documents in an upload of {slot.records} records")
@@ -525,7 +457,7 @@ def _ehr_history(
                 raise PlanError(f"{inp.unit}: cumulative {category} {cumulative} without a table")
             continue
         # Records of the category uploaded before April inside the planned month (31 March).
-        before = sum(s.records for s in slots if s.table in codes and _day_of(s.at) < _APR1)
+        before = sum(s.records for s in slots if s.table in codes and day_of(s.at) < APR1)
         rest = cumulative - totals[category] - before
         if rest < 0:
             raise PlanError(f"{inp.unit}: {category} April uploads exceed the cumulative figure")
@@ -534,7 +466,7 @@ def _ehr_history(
             if records:
                 upload_day = day.toordinal()
                 history.append(
-                    _Slot(code, upload_day - 1, "scheduled", _at(upload_day, 2 * 3_600 + 60 * n), 0, "H", records)
+                    _Slot(code, upload_day - 1, "scheduled", at(upload_day, 2 * 3_600 + 60 * n), 0, "H", records)
                 )
     return history
 
@@ -549,8 +481,8 @@ def _liveness(
 ) -> list[_Slot]:
     """Heartbeats with record_count 0: on days without uploads, and on a table not uploaded."""
     beats = [
-        _Slot(main.table_code, day, "realtime", _at(day, 12 * 3_600 + rng.randrange(3_600)), 0, "L")
-        for day in range(_APR1, _APR30 + 1)
+        _Slot(main.table_code, day, "realtime", at(day, 12 * 3_600 + rng.randrange(3_600)), 0, "L")
+        for day in range(APR1, APR30 + 1)
         if day not in active
     ]
     uploaded = {t.table_code for t in tables}
@@ -558,7 +490,7 @@ def _liveness(
     idle = declared_only or [t.table_code for t in ref.required(inp.kind) if t.table_code not in uploaded]
     if idle:
         day = date(2020, 4, 15).toordinal()
-        beats.append(_Slot(sorted(idle)[0], day - 1, "scheduled", _at(day, 3_600 + rng.randrange(600)), 0, "L"))
+        beats.append(_Slot(sorted(idle)[0], day - 1, "scheduled", at(day, 3_600 + rng.randrange(600)), 0, "L"))
     return beats
 
 
@@ -566,7 +498,7 @@ def _conformance(slots: Sequence[_Slot]) -> Fraction | None:
     """Contract conformance over business dates of April: sum min(R, S) / sum max(R, S)."""
     pairs: dict[tuple[str, int], list[int]] = defaultdict(lambda: [0, 0])
     for slot in slots:
-        if _APR1 <= slot.business_date <= _APR30:
+        if APR1 <= slot.business_date <= APR30:
             pairs[(slot.table, slot.business_date)][slot.mode == "scheduled"] += slot.records
     low = sum(min(r, s) for r, s in pairs.values())
     high = sum(max(r, s) for r, s in pairs.values())
@@ -651,7 +583,7 @@ def kiosk_targets(row: KioskUsageRow) -> tuple[int, int, int, int]:
 
 
 def _kiosk_day_weights(rng: random.Random) -> list[int]:
-    return [_int_weight(_day_factor(date(2020, 4, d), True) * rng.lognormvariate(0, 0.08)) for d in range(1, 31)]
+    return [int_weight(day_factor(date(2020, 4, d), True) * rng.lognormvariate(0, 0.08)) for d in range(1, 31)]
 
 
 def _plan_kind(kind: KioskKind, count: int, cents: int, all_night: bool, rng: random.Random) -> _KindPlan | None:
@@ -661,7 +593,7 @@ def _plan_kind(kind: KioskKind, count: int, cents: int, all_night: bool, rng: ra
     # Registration fees are whole yuan; a total with fen gets them on one transaction.
     unit = 100 if kind == "registration" else 1
     remainder = cents % unit
-    noise = [_int_weight(c * rng.uniform(0.9, 1.1)) if c else 0 for c in daily_counts]
+    noise = [int_weight(c * rng.uniform(0.9, 1.1)) if c else 0 for c in daily_counts]
     daily_units = apportion(cents // unit, noise)
     base_hours = _REG_HOURS if kind == "registration" else _PAY_HOURS
     hours = tuple(h + (n if all_night else 0) for h, n in zip(base_hours, _NIGHT_HOURS, strict=True))
@@ -688,10 +620,10 @@ def _plan_extras(
         for ordinal, seconds in (
             # 31 March, the last minute and the hour before; 1 May, the first minute and the night.
             (
-                _MAR31,
+                MAR31,
                 [DAY - 60 + rng.randrange(60) for _ in range(3)] + [82_800 + rng.randrange(3_540) for _ in range(2)],
             ),
-            (_MAY1, [rng.randrange(60) for _ in range(3)] + [60 + rng.randrange(25_140) for _ in range(3)]),
+            (MAY1, [rng.randrange(60) for _ in range(3)] + [60 + rng.randrange(25_140) for _ in range(3)]),
         ):
             cents = [max(1, int(mean * rng.lognormvariate(-0.4, 0.9))) for _ in seconds]
             extras.append(_Extra(ordinal, "payment", tuple(sorted(seconds)), tuple(cents)))
@@ -699,7 +631,7 @@ def _plan_extras(
         # 1 May 07:00-07:59 in Shanghai is still 30 April in UTC.
         fee = max(1, round(reg_cents / registrations / 100)) * 100
         seconds = sorted(7 * 3_600 + rng.randrange(3_600) for _ in range(4))
-        extras.append(_Extra(_MAY1, "registration", tuple(seconds), (fee,) * 4))
+        extras.append(_Extra(MAY1, "registration", tuple(seconds), (fee,) * 4))
     return tuple(extras)
 
 
@@ -725,7 +657,7 @@ def _plan_kiosk(row: KioskUsageRow, ref: DemoReference, seed: int) -> _KioskPlan
     return _KioskPlan(
         org_code=org_code,
         kiosk_ids=kiosk_ids,
-        clock=KIOSK_CLOCKS.get(row.unit, _LOCAL_OFFSET),
+        clock=KIOSK_CLOCKS.get(row.unit, LOCAL_OFFSET),
         all_night=all_night,
         kinds=kinds,
         extras=_plan_extras(all_night, registrations, reg_cents, payments, pay_cents, rng),
@@ -763,13 +695,13 @@ class _KioskWriter:
         """Append the day's events to `arrivals`/`items`, or to `later` if they arrive after it."""
         rng = random.Random(f"{plan.seed}:{ordinal}")  # noqa: S311 - reproducible demo data, no secret
         rnd = rng.random
-        day_start = _at(ordinal, 0)
-        day_number = ordinal - _APR1 + 1
+        day_start = at(ordinal, 0)
+        day_number = ordinal - APR1 + 1
         kiosk_ids = plan.kiosk_ids
         n_kiosks = len(kiosk_ids)
         offline = kiosk_ids[int(rnd() * n_kiosks)] if day_number in plan.offline_days else None
-        ymd = _date_text(ordinal).replace("-", "")
-        clock = _clock_texts()
+        ymd = date_text(ordinal).replace("-", "")
+        clock = clock_texts()
         org_code = plan.org_code
         for kind_plan in plan.kinds:
             seconds, cents = self._transactions(plan, kind_plan, ordinal, rng)
@@ -778,9 +710,9 @@ class _KioskWriter:
             kind = kind_plan.kind
             id_prefix = f":{'R' if kind == 'registration' else 'P'}{ymd}"
             chosen = [kiosk_ids[int(rnd() * n_kiosks)] for _ in seconds]
-            if plan.clock == _LOCAL_OFFSET:
+            if plan.clock == LOCAL_OFFSET:
                 # The usual +08:00 clock: the date part is fixed, the time is looked up.
-                prefix = f"{_date_text(ordinal)}T"
+                prefix = f"{date_text(ordinal)}T"
                 stamps = [f"{prefix}{clock[s]}+08:00" for s in seconds]
             else:
                 stamps = [stamp(day_start + s, plan.clock) for s in seconds]
@@ -827,19 +759,19 @@ class _KioskWriter:
     def _transactions(
         plan: _KioskPlan, kind_plan: _KindPlan, ordinal: int, rng: random.Random
     ) -> tuple[list[int], list[int]]:
-        if not _APR1 <= ordinal <= _APR30:
+        if not APR1 <= ordinal <= APR30:
             extras = [e for e in plan.extras if e.ordinal == ordinal and e.kind == kind_plan.kind]
             return [s for e in extras for s in e.seconds], [c for e in extras for c in e.cents]
-        index = ordinal - _APR1
+        index = ordinal - APR1
         count = kind_plan.daily_counts[index]
         if count == 0:
             return [], []
         rnd = rng.random
         hours = rng.choices(range(0, DAY, 3_600), weights=kind_plan.hours, k=count)
         seconds = sorted([h + int(rnd() * 3_600) for h in hours])
-        if plan.all_night and ordinal == _APR1:
+        if plan.all_night and ordinal == APR1:
             seconds[0] = int(rnd() * 60)  # 1 April, first minute: April in Shanghai, March in UTC
-        if plan.all_night and ordinal == _APR30:
+        if plan.all_night and ordinal == APR30:
             seconds[-1] = DAY - 60 + int(rnd() * 60)  # 30 April, last minute
         weights = rng.choices(_lognormal_table(kind_plan.sigma), k=count)
         cents = [u * kind_plan.unit for u in apportion(kind_plan.daily_units[index], weights)]
@@ -875,27 +807,23 @@ class MonthPlan:
 
     def events(self) -> Iterator[StreamItem]:
         """The stream in arrival order, written one day at a time."""
+        return (item for _, item in self.timed())
+
+    def timed(self) -> Iterator[tuple[int, StreamItem]]:
+        """The stream as (arrival in Shanghai seconds, item), in arrival order."""
         ties = itertools.count()
         pending: list[_Entry] = [(arrival, next(ties), ("upload", event)) for arrival, event in self._uploads]
         heapq.heapify(pending)
         writer = _KioskWriter()
-        for ordinal in range(_MAR31, _MAY1 + 1):
+        for ordinal in range(MAR31, MAY1 + 1):
             writer.arrivals, writer.items, writer.later = [], [], []
             for plan in self._kiosks:
                 writer.day(plan, ordinal)
             for arrival, item in writer.later:
                 heapq.heappush(pending, (arrival, next(ties), item))
             # Everything that has arrived by the end of this day goes out, in arrival order.
-            arrivals, items = writer.arrivals, writer.items
-            day_end = _at(ordinal + 1, 0)
-            while pending and pending[0][0] < day_end:
-                arrival, _, item = heapq.heappop(pending)
-                arrivals.append(arrival)
-                items.append(item)
-            for i in sorted(range(len(items)), key=arrivals.__getitem__):
-                yield items[i]
-        while pending:
-            yield heapq.heappop(pending)[2]
+            yield from flush_day(pending, writer.arrivals, writer.items, at(ordinal + 1, 0))
+        yield from flush_day(pending, [], [], None)
 
 
 def plan_month(
@@ -952,6 +880,9 @@ def generate_month(seed: int = DEFAULT_SEED) -> Iterator[StreamItem]:
 
 __all__ = [
     "DEFAULT_SEED",
+    "MONTH",
+    "MONTH_FIRST",
+    "MONTH_LAST",
     "KioskEvent",
     "MonthPlan",
     "StreamItem",

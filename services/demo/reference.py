@@ -1,18 +1,19 @@
-"""Demo reference data (institutions, tables, declarations, kiosks) built from the bulletin.
+"""Demo reference data built from the bulletin: every file of the reference set.
 
 `build_reference()` is deterministic: the same bulletin gives the same reference set,
 byte for byte once rendered. The committed CSV files in `data/reference-2020-04/` are its
 output; `python -m services.demo.reference` rewrites them and `--check` verifies them.
 
-Institution codes are stable by construction, not by position: districts carry their
-administrative division code (`D320115` 江宁区), hospitals an explicit `H` number listed
-below. Names the bulletin tables spell differently are merged through `ALIASES`; each
-merge (and each near-name that is deliberately *not* merged) is documented in
-`services/demo/README.md`.
+- institutions (`institutions.py`: codes, kinds, levels, regions, cities, districts; the
+  bulletin's districts and hospitals and the institutions the new tables count);
+- tables, declarations and kiosks, from the upload and kiosk tables;
+- platform connections (`platforms.py`, made up to the remote-platform section's counts),
+  booking platforms (the appointments-by-platform table), opening balances (so that the
+  cumulative figures print) and the days without expected uploads.
 
-Besides the four CSV files, the builder decides which tables each institution uploads
-in April (`DemoReference.uploaded`): the declarations are chosen around that set, so
-that what the generator uploads and what the institutions declared stay consistent.
+Besides the CSV files, the builder decides which tables each institution uploads in April
+(`DemoReference.uploaded`): the declarations are chosen around that set, so that what the
+generator uploads and what the institutions declared stay consistent.
 """
 
 from __future__ import annotations
@@ -24,98 +25,47 @@ import random
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Literal
 
 from services.demo.bulletin import Bulletin, load_bulletin
 from services.demo.errors import PlanError
+from services.demo.institutions import (
+    ALIASES,
+    DISTRICTS,
+    HOSPITALS,
+    Institution,
+    Kind,
+    all_institutions,
+    canonical_name,
+    org_code_of,
+)
+from services.demo.platforms import (
+    APRIL_CONSULTATIONS,
+    BOOKING_PLATFORMS,
+    Connection,
+    ConnectionPlan,
+    plan_connections,
+)
 
 REFERENCE_DIR = Path(__file__).resolve().parent / "data" / "reference-2020-04"
 
-Kind = Literal["district", "hospital"]
+# Days on which no upload is expected: the agreed holidays of 清明节 and 劳动节 (the platform
+# still takes what arrives, and the bulletin's upload days count it).
+NO_UPLOAD_DAYS: tuple[tuple[date, str], ...] = (
+    (date(2020, 4, 4), "清明节"),
+    (date(2020, 4, 5), "清明节"),
+    (date(2020, 4, 6), "清明节"),
+    (date(2020, 5, 1), "劳动节"),
+    (date(2020, 5, 2), "劳动节"),
+    (date(2020, 5, 3), "劳动节"),
+    (date(2020, 5, 4), "劳动节"),
+    (date(2020, 5, 5), "劳动节"),
+)
+
 Category = Literal["outpatient_visit", "discharge", "ehr_basic", "ehr_hypertension", "ehr_diabetes", "other"]
 RequiredFor = Literal["district", "hospital", "both", "none"]
-
-# Administrative division codes (GB/T 2260) of Nanjing's districts. 江北新区 is a
-# state-level new area, not an administrative division, and has no code: it gets the
-# city's prefix 3201 with letters, which no numeric division code can ever collide with.
-DISTRICTS: tuple[tuple[str, str], ...] = (
-    ("D320102", "玄武区"),
-    ("D320104", "秦淮区"),
-    ("D320105", "建邺区"),
-    ("D320106", "鼓楼区"),
-    ("D320111", "浦口区"),
-    ("D320113", "栖霞区"),
-    ("D320114", "雨花台区"),
-    ("D320115", "江宁区"),
-    ("D320116", "六合区"),
-    ("D320117", "溧水区"),
-    ("D320118", "高淳区"),
-    ("D3201JB", "江北新区"),
-)
-
-# Hospitals, numbered once and for all (a new hospital takes the next number; a number
-# is never reused): first the hospital upload table in its printed order, then the
-# hospitals only the kiosk table lists, then those only the appointments table lists.
-HOSPITALS: tuple[tuple[str, str], ...] = (
-    ("H0001", "江苏省中医院"),
-    ("H0002", "江苏省人民医院"),
-    ("H0003", "南京鼓楼医院"),
-    ("H0004", "南京市儿童医院"),
-    ("H0005", "南京市中医院"),
-    ("H0006", "东南大学附属中大医院"),
-    ("H0007", "南京市第一医院"),
-    ("H0008", "南京市第二医院"),
-    ("H0009", "南京医科大学第二附属医院"),
-    ("H0010", "东部战区总医院"),
-    ("H0011", "江苏省肿瘤医院"),
-    ("H0012", "南京市妇幼保健院"),
-    ("H0013", "江苏省中西医结合医院"),
-    ("H0014", "南京市中西医结合医院"),
-    ("H0015", "南京市江北人民医院"),
-    ("H0016", "南京脑科医院"),
-    ("H0017", "南京市口腔医院"),
-    ("H0018", "江苏省第二中医院"),
-    ("H0019", "江苏省口腔医院"),
-    ("H0020", "江苏省省级机关医院"),
-    ("H0021", "南京市胸科医院"),
-    ("H0022", "南京市中心医院"),
-    ("H0023", "南京医科大学附属眼科医院"),
-    ("H0024", "东部战区空军医院"),
-    ("H0025", "南京市职业病防治院"),
-    ("H0026", "中国人民解放军第八一医院"),
-    ("H0027", "南京市江宁医院"),
-    ("H0028", "南京市高淳人民医院"),
-    ("H0029", "中国医学科学院皮肤病研究所"),
-    ("H0030", "南京明基医院"),
-    ("H0031", "泰康仙林鼓楼医院"),
-    ("H0032", "南京同仁医院"),
-    ("H0033", "上海梅山医院"),
-    ("H0034", "南京医科大学附属逸夫医院"),
-    ("H0035", "东部战区总医院汤山分院"),
-    ("H0036", "南京理工大学校医院"),
-    ("H0037", "南京市大厂医院"),
-    ("H0038", "南京鼓楼医院江北国际医院"),
-    ("H0039", "南京市六合人民医院"),
-    ("H0040", "南京市溧水区人民医院"),
-    ("H0041", "南京市浦口区中医院"),
-    ("H0042", "南京市高淳中医院"),
-    ("H0043", "南京市栖霞区医院"),
-    ("H0044", "南京医科大学友谊整形外科医院"),
-    ("H0045", "南京市浦口区中心医院"),
-    ("H0046", "南京市红十字医院"),
-    ("H0047", "南京市江宁医院（湖山路）"),
-)
-
-# Spellings of the bulletin tables -> the canonical name above. Only re-spellings of one
-# institution belong here; distinct campuses and branches stay distinct (README.md).
-ALIASES: Mapping[str, str] = {
-    "江苏省级机关医院": "江苏省省级机关医院",  # hospital upload table drops the second 省
-    "南京江北人民医院": "南京市江北人民医院",  # kiosk table drops 市
-    "同仁医院": "南京同仁医院",  # kiosk table drops 南京
-    "南医大眼科医院": "南京医科大学附属眼科医院",  # hospital upload table abbreviates
-    "南京理工大学医院": "南京理工大学校医院",  # appointments table drops 校
-}
 
 # The table catalogue: (name, category, required_for), coded T0001... in this order.
 # Clinical tables (WS/T 500 EMR shared documents and the platform's detail tables) are
@@ -293,15 +243,6 @@ _CATEGORY_MIN_TABLES = 20
 
 
 @dataclass(frozen=True, slots=True)
-class Institution:
-    """Row of institutions.csv."""
-
-    org_code: str
-    name: str
-    kind: Kind
-
-
-@dataclass(frozen=True, slots=True)
 class Table:
     """Row of tables.csv."""
 
@@ -327,6 +268,13 @@ class DemoReference:
     """(kiosk_id, org_code), sorted."""
     uploaded: Mapping[str, tuple[str, ...]]
     """org_code -> table codes with records in April 2020 (not part of the CSV files)."""
+    connections: ConnectionPlan
+    """platform_connections.csv, and which of its rows are traps."""
+    booking_platforms: tuple[tuple[str, str], ...]
+    """(platform_code, name), in the bulletin's order."""
+    opening_balances: tuple[tuple[str, str, int], ...]
+    """(metric, as_of YYYY-MM, value)."""
+    no_upload_days: tuple[tuple[date, str], ...]
 
     def institution(self, org_code: str) -> Institution:
         """The institution with that code."""
@@ -353,20 +301,6 @@ class DemoReference:
     def kiosk_ids(self, org_code: str) -> tuple[str, ...]:
         """Kiosks registered to an institution."""
         return tuple(k for k, o in self.kiosks if o == org_code)
-
-
-def canonical_name(unit: str) -> str:
-    """The canonical institution name for a unit as spelled in any bulletin table."""
-    return ALIASES.get(unit, unit)
-
-
-def org_code_of(unit: str) -> str:
-    """The stable org_code of a unit as spelled in any bulletin table; KeyError if unknown."""
-    name = canonical_name(unit)
-    for code, known in (*DISTRICTS, *HOSPITALS):
-        if known == name:
-            return code
-    raise KeyError(unit)
 
 
 def table_catalogue() -> tuple[Table, ...]:
@@ -423,15 +357,7 @@ def build_reference(bulletin: Bulletin | None = None) -> DemoReference:
     """Build the demo reference set from the bulletin (the package's copy by default)."""
     bulletin = bulletin if bulletin is not None else load_bulletin()
     tables = table_catalogue()
-    institutions = tuple(
-        sorted(
-            (
-                *(Institution(code, name, "district") for code, name in DISTRICTS),
-                *(Institution(code, name, "hospital") for code, name in HOSPITALS),
-            ),
-            key=lambda i: i.org_code,
-        )
-    )
+    institutions = all_institutions()
     needed = _needed_categories(bulletin)
     targets: list[tuple[str, Kind, int | None, int]] = [
         *((org_code_of(d.unit), "district", d.declared_tables, d.uploaded_tables) for d in bulletin.districts),
@@ -462,7 +388,33 @@ def build_reference(bulletin: Bulletin | None = None) -> DemoReference:
         declarations=tuple(sorted(declarations)),
         kiosks=tuple(sorted(kiosks)),
         uploaded=dict(sorted(uploaded.items())),
+        connections=plan_connections(bulletin, institutions),
+        booking_platforms=_booking_platforms(bulletin),
+        opening_balances=_opening_balances(bulletin),
+        no_upload_days=NO_UPLOAD_DAYS,
     )
+
+
+def _booking_platforms(bulletin: Bulletin) -> tuple[tuple[str, str], ...]:
+    """The booking platforms, as printed; each must be one the demo knows the channel of."""
+    codes = {name: code for code, name, _ in BOOKING_PLATFORMS}
+    printed = [row.platform for row in bulletin.appointment_platforms]
+    if sorted(printed) != sorted(codes):
+        raise PlanError(f"booking platforms printed {printed}, the demo knows {sorted(codes)}")
+    return tuple((codes[name], name) for name in printed)
+
+
+def _opening_balances(bulletin: Bulletin) -> tuple[tuple[str, str, int], ...]:
+    """Everything before April 2020, so that the printed cumulative figures come out.
+
+    Appointments: the printed total to date less the printed April total. Consultations on
+    the remote consultation platform: the printed cumulative figure less the demo's April ones.
+    """
+    appointments = bulletin.appointments_to_date - bulletin.appointments_printed_total.subtotal
+    consultations = bulletin.remote_figures("consultation")["consultations_cumulative"] - APRIL_CONSULTATIONS
+    if appointments < 0 or consultations < 0:
+        raise PlanError(f"negative opening balances: {appointments} appointments, {consultations} consultations")
+    return (("appointments", "2020-04", appointments), ("remote_consultations", "2020-04", consultations))
 
 
 def _csv_text(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -474,11 +426,23 @@ def _csv_text(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return buffer.getvalue()
 
 
+def _cell(value: object) -> str:
+    return "" if value is None else str(value)
+
+
+def _connection_row(c: Connection) -> tuple[str, str, str, str]:
+    return (c.platform, c.org_code, c.connected_on.isoformat(), _cell(c.disconnected_on))
+
+
 def render_reference(ref: DemoReference) -> dict[str, str]:
-    """The four CSV files of a reference set, by file name, exactly as committed."""
+    """The CSV files of a reference set, by file name, exactly as committed."""
     return {
         "institutions.csv": _csv_text(
-            ("org_code", "name", "kind"), [(i.org_code, i.name, i.kind) for i in ref.institutions]
+            ("org_code", "name", "kind", "level", "region", "city", "district"),
+            [
+                (i.org_code, i.name, i.kind, _cell(i.level), _cell(i.region), _cell(i.city), _cell(i.district))
+                for i in ref.institutions
+            ],
         ),
         "tables.csv": _csv_text(
             ("table_code", "name", "category", "required_for"),
@@ -486,11 +450,20 @@ def render_reference(ref: DemoReference) -> dict[str, str]:
         ),
         "declarations.csv": _csv_text(("org_code", "table_code"), ref.declarations),
         "kiosks.csv": _csv_text(("kiosk_id", "org_code"), ref.kiosks),
+        "platform_connections.csv": _csv_text(
+            ("platform", "org_code", "connected_on", "disconnected_on"),
+            [_connection_row(c) for c in ref.connections.connections],
+        ),
+        "booking_platforms.csv": _csv_text(("platform_code", "name"), ref.booking_platforms),
+        "opening_balances.csv": _csv_text(
+            ("metric", "as_of", "value"), [(m, as_of, str(v)) for m, as_of, v in ref.opening_balances]
+        ),
+        "no_upload_days.csv": _csv_text(("date", "reason"), [(d.isoformat(), r) for d, r in ref.no_upload_days]),
     }
 
 
 def write_reference(folder: Path, ref: DemoReference | None = None) -> list[Path]:
-    """Write the four CSV files into `folder`; return their paths."""
+    """Write the CSV files into `folder`; return their paths."""
     ref = ref if ref is not None else build_reference()
     folder.mkdir(parents=True, exist_ok=True)
     written = []
@@ -530,6 +503,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     for path in write_reference(args.out, ref):
         print(path)
     return 0
+
+
+__all__ = [
+    "ALIASES",
+    "DISTRICTS",
+    "HOSPITALS",
+    "REFERENCE_DIR",
+    "DemoReference",
+    "Institution",
+    "Kind",
+    "Table",
+    "build_reference",
+    "canonical_name",
+    "org_code_of",
+    "render_reference",
+    "stale_files",
+    "write_reference",
+]
 
 
 if __name__ == "__main__":

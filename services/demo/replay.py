@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -38,9 +38,19 @@ from rich.text import Text
 
 from services.contract.models import MAX_BATCH_EVENTS, MAX_BODY_BYTES
 from services.demo.errors import ReplayError
-from services.demo.month import DEFAULT_SEED, plan_month
+from services.demo.month import DEFAULT_SEED
+from services.demo.stream import V1_KINDS, plan_demo_month
 
-ENDPOINTS: Mapping[str, str] = {"upload": "/v1/uploads", "kiosk": "/v1/kiosk-transactions"}
+# Every stream of the demo month and the endpoint its events are posted to (contract v1 and
+# revision 2). `replay_month` posts the v1 streams unless told otherwise: the endpoints of
+# revision 2 are switched on once the platform has them.
+ENDPOINTS: Mapping[str, str] = {
+    "upload": "/v1/uploads",
+    "kiosk": "/v1/kiosk-transactions",
+    "appointment": "/v1/appointments",
+    "hotline_contact": "/v1/hotline-contacts",
+    "remote_upload": "/v1/remote-uploads",
+}
 _RETRY_STATUSES = frozenset({429, 503})
 _ACCEPTED = 202
 
@@ -198,7 +208,7 @@ async def replay(
     request_timeout: float = 30.0,
     transport: httpx.AsyncBaseTransport | None = None,
 ) -> ReplayResult:
-    """Post `("upload"|"kiosk", event)` pairs to the collector at `base_url` as batches.
+    """Post `(kind, event)` pairs to the collector at `base_url` as batches, per kind's endpoint (`ENDPOINTS`).
 
     `token` is sent as `Authorization: Bearer`; it must be allowed to submit for every
     institution of the stream (an admin token for the demo). `total` (events) gives the
@@ -270,18 +280,22 @@ async def replay_month(
     token: str,
     *,
     seed: int = DEFAULT_SEED,
+    kinds: Collection[str] = V1_KINDS,
     concurrency: int = 8,
     progress: bool = True,
     transport: httpx.AsyncBaseTransport | None = None,
 ) -> ReplayResult:
-    """Generate the April 2020 demo month and post all of it (see `replay`)."""
-    plan = plan_month(seed)
+    """Generate the April 2020 demo month and post the streams of `kinds` (see `replay`).
+
+    The default is the v1 streams (uploads, kiosk transactions); `stream.KINDS` is all of them.
+    """
+    month = plan_demo_month(seed)
     return await replay(
-        plan.events(),
+        month.events(kinds),
         base_url=base_url,
         token=token,
         concurrency=concurrency,
-        total=plan.total_events,
+        total=month.total_events(kinds),
         progress=progress,
         transport=transport,
     )

@@ -145,6 +145,7 @@ class Service:
     generation: int = 0
     proc: subprocess.Popen[bytes] | None = None
     database_url: str = ""
+    metrics_port: int | None = None  # the aggregator's metrics listener; None: /metrics on `port`
 
     @property
     def url(self) -> str:
@@ -171,6 +172,8 @@ class Service:
             "TELEMETRY_DATABASE_URL": with_application_name(self.database_url, self.app_name),
             f"TELEMETRY_{self.module.upper()}_PORT": str(self.port),
         }
+        if self.metrics_port is not None:
+            env["TELEMETRY_AGGREGATOR_METRICS_PORT"] = str(self.metrics_port)
         self.log_dir.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("wb") as log:
             self.proc = subprocess.Popen(
@@ -281,7 +284,11 @@ class Service:
 
     async def metrics(self, *names: str) -> dict[str, float]:
         """Each named sample summed over its labels, all from one scrape of /metrics."""
-        text = (await self.get("/metrics")).text
+        if self.metrics_port is None:
+            text = (await self.get("/metrics")).text
+        else:
+            async with httpx.AsyncClient(timeout=5) as client:
+                text = (await client.get(f"http://127.0.0.1:{self.metrics_port}/metrics")).text
         totals = dict.fromkeys(names, 0.0)
         families = set()
         for family in text_string_to_metric_families(text):
@@ -354,7 +361,10 @@ class Pipeline:
             "TELEMETRY_CACHE_REFRESH_S": "1",
             **self.extra_env,
         }
-        return Service(module, name, free_port(), env, self.log_dir, database_url=self.database_url)
+        metrics_port = free_port() if module == "aggregator" else None
+        return Service(
+            module, name, free_port(), env, self.log_dir, database_url=self.database_url, metrics_port=metrics_port
+        )
 
     def aggregator(self, name: str) -> Service:
         """The aggregator called `name` (created, not started, on first use)."""

@@ -120,7 +120,7 @@ async def test_broker_outage_is_spooled_then_forwarded_and_counted_once(
     async with running(app, "http://collector") as collector:
 
         async def ready() -> bool:
-            return (await collector.get("/readyz")).status_code == 200
+            return (await collector.get("/readyz")).json()["kafka"] == "ok"
 
         await load_reference(collector, admin_headers())
         await wait_for(ready, "collector ready on the spare broker", timeout_s=60)
@@ -131,6 +131,20 @@ async def test_broker_outage_is_spooled_then_forwarded_and_counted_once(
         acknowledged += before
 
         broker.stop()
+        # The spool acknowledges while the broker is away: the collector stays ready.
+        first_spooled = [upload(record_count=10) for _ in range(5)]
+        response = await collector.post("/v1/uploads", json={"events": first_spooled}, headers=admin_headers())
+        assert response.status_code == 202, response.text
+        acknowledged += first_spooled
+        readiness = await collector.get("/readyz")
+        assert readiness.status_code == 200
+        assert readiness.json() | {"reference_version": None} == {
+            "kafka": "unreachable",
+            "spooling": True,
+            "spool_has_room": True,
+            "spool_forwarder": "running",
+            "reference_version": None,
+        }
         refused: list[dict[str, Any]] = []
         for _ in range(200):
             batch = [upload(record_count=10) for _ in range(20)]
@@ -145,8 +159,13 @@ async def test_broker_outage_is_spooled_then_forwarded_and_counted_once(
         assert refused, "the spool never filled up"
         assert len(acknowledged) > 5, "nothing was spooled while the broker was down"
         assert registry.get_sample_value("collector_spool_events") == len(acknowledged) - 5
+        # Full spool and no broker: it cannot acknowledge, so it is not ready.
         readiness = await collector.get("/readyz")
-        assert (readiness.status_code, readiness.json()["spooling"]) == (503, True)
+        assert (readiness.status_code, readiness.json()["spooling"], readiness.json()["spool_has_room"]) == (
+            503,
+            True,
+            False,
+        )
 
         broker.start()
 

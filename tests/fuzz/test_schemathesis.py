@@ -127,6 +127,7 @@ class Stack:
 
     collector_url: str
     aggregator_url: str
+    aggregator_metrics_url: str
 
 
 @pytest_asyncio.fixture(scope="module")
@@ -163,7 +164,7 @@ def stack(fuzz_database: str) -> Iterator[Stack]:
         with httpx.Client(base_url=aggregator.base_url, headers=admin_headers(), timeout=WAIT_S) as client:
             report = {"month": "2020-04", "kind": "district"}
             _wait(lambda: len(client.get("/v1/reports/uploads", params=report).json()) == 2, "events applied")
-        yield Stack(collector.base_url, aggregator.base_url)
+        yield Stack(collector.base_url, aggregator.base_url, aggregator_app.state.metrics_listener.url)
 
 
 def _reference_in_force(client: httpx.Client) -> None:
@@ -252,15 +253,16 @@ def test_every_event_the_fuzzing_got_accepted_was_applied(stack: Stack) -> None:
     with (
         httpx.Client(base_url=stack.collector_url, timeout=WAIT_S) as collector,
         httpx.Client(base_url=stack.aggregator_url, timeout=WAIT_S) as aggregator,
+        httpx.Client(base_url=stack.aggregator_metrics_url, timeout=WAIT_S) as aggregator_metrics,
     ):
         accepted = _samples(collector, "collector_events_accepted_total")
 
         def counted() -> float:
-            applied = _samples(aggregator, "aggregator_events_applied_total")
-            return applied + _samples(aggregator, "aggregator_events_duplicate_total")
+            applied = _samples(aggregator_metrics, "aggregator_events_applied_total")
+            return applied + _samples(aggregator_metrics, "aggregator_events_duplicate_total")
 
         _wait(lambda: counted() >= accepted, f"the aggregator to apply the {accepted:.0f} accepted events")
         assert counted() == accepted
         assert aggregator.get("/readyz").status_code == 200
-        assert _samples(aggregator, "aggregator_dead_letters_total") == 0
-        assert _samples(aggregator, "aggregator_db_errors_total") == 0
+        assert _samples(aggregator_metrics, "aggregator_dead_letters_total") == 0
+        assert _samples(aggregator_metrics, "aggregator_db_errors_total") == 0

@@ -165,7 +165,7 @@ async def test_an_institution_over_its_rate_gets_429_and_others_are_served(
         d2 = {"Authorization": f"Bearer {token_d2}"}
 
         async def ready() -> bool:
-            return (await collector.get("/readyz")).status_code == 200
+            return (await collector.get("/readyz")).json()["kafka"] == "ok"
 
         await wait_for(ready, "collector ready")
         burst = {"events": [upload(org_code="D1") for _ in range(3)]}

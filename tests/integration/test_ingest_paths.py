@@ -35,7 +35,7 @@ async def test_every_answer_of_the_lean_path_matches_the_fastapi_route(stack_con
         async with httpx.AsyncClient(transport=transport, base_url="http://collector", timeout=WAIT_S) as routed:
 
             async def ready() -> bool:
-                return (await lean.get("/readyz")).status_code == 200
+                return (await lean.get("/readyz")).json()["kafka"] == "ok"
 
             await load_reference(lean, admin_headers())
             await wait_for(ready, "collector ready")

@@ -381,3 +381,32 @@ async def test_a_batch_retried_after_database_errors_sends_its_dead_letters_once
     letters = await read_dead_letters(stack_config.kafka_bootstrap, stack_config.dead_letter_topic, 10)
     assert [letter.reason for letter in letters] == ["undecodable"]
     assert registry.get_sample_value("aggregator_dead_letters_total", {"reason": "undecodable"}) == 1
+
+
+async def test_a_record_too_big_for_a_dead_letter_is_cut_and_consumption_goes_on(
+    stack_config: StackConfig, collector: httpx.AsyncClient, aggregator: httpx.AsyncClient, db: asyncpg.Connection
+) -> None:
+    """A dead letter the broker refused (over the topic's message limit) was retried for ever,
+    stalling every partition polled with it."""
+    await load_reference(collector, admin_headers())
+    # 3.9 MiB of bytes that are not UTF-8: as text each becomes U+FFFD, three bytes, so the
+    # letter would carry ~11.7 MB against the dead-letter topic's 4 MiB.
+    poison = b"\xff" * (3_900 * 1024)
+    producer = AIOKafkaProducer(bootstrap_servers=stack_config.kafka_bootstrap, max_request_size=8 * 1024 * 1024)
+    await producer.start()
+    try:
+        await producer.send_and_wait(stack_config.events_topic, poison, key=b"D1")
+    finally:
+        await producer.stop()
+    after = upload(org_code="D1")
+    assert (await collector.post("/v1/uploads", json=after, headers=admin_headers())).status_code == 202
+
+    async def after_stored() -> bool:
+        return await count_events(db) == 1
+
+    await wait_for(after_stored, "the event behind the poison record applied")
+    [letter] = await read_dead_letters(stack_config.kafka_bootstrap, stack_config.dead_letter_topic, 10)
+    assert letter.reason == "undecodable"
+    assert letter.truncated is not None and letter.truncated["record_bytes"] == len(poison)
+    assert letter.origin["topic"] == stack_config.events_topic
+    assert letter.record is not None and 0 < len(letter.record.encode()) <= 1024 * 1024

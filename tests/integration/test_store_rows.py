@@ -9,8 +9,10 @@ from zoneinfo import ZoneInfo
 import asyncpg
 import pytest
 
-from services.aggregator.store import ApplyResult, Batch, ConsumedEvent, apply_batch, check_time_zone
-from services.contract.models import KioskTransaction, UploadEvent
+from services.aggregator.store import ApplyResult, Batch, apply_batch, check_time_zone
+from services.streams import ConsumedEvent
+from services.streams.kiosk.model import KioskTransaction
+from services.streams.uploads.model import UploadEvent
 from tests.fixtures.events import kiosk, upload
 
 pytestmark = pytest.mark.integration
@@ -45,7 +47,7 @@ async def test_raw_rows_keep_instants_amounts_and_origins_exactly(db: asyncpg.Co
         ),
     ]
     result = await apply_batch(db, "g", "t", Batch(events, {4: 72, 5: 10}), SHANGHAI)
-    assert result == ApplyResult(1, 2, 0, 0)
+    assert result == ApplyResult({"upload": 1, "kiosk": 2}, 0, 0)
     kiosk_rows = await db.fetch(
         """SELECT event_id, occurred_at, amount, kind, received_at, kafka_partition, kafka_offset
            FROM kiosk_transactions ORDER BY event_id"""

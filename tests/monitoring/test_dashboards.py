@@ -18,8 +18,11 @@ import asyncpg
 import pytest
 import yaml
 
-from services.aggregator import reports
-from services.contract.models import InstitutionKind, KioskReportRow, UploadReportRow
+from services.contract.models import InstitutionKind
+from services.streams.kiosk.model import KioskReportRow
+from services.streams.kiosk.report import kiosks_report
+from services.streams.uploads.model import UploadReportRow
+from services.streams.uploads.report import uploads_report
 from tests.fixtures.demo import DEMO_MONTH
 from tests.monitoring.sources import (
     DASHBOARDS_DIR,
@@ -261,8 +264,8 @@ def context_factory(demo_db: asyncpg.Connection) -> Callable[[], Awaitable[Conte
 
     async def build() -> Context:
         if not cached:
-            uploads = {kind: await reports.uploads_report(demo_db, DEMO_MONTH, kind, None) for kind in InstitutionKind}
-            kiosks = await reports.kiosks_report(demo_db, DEMO_MONTH, None)
+            uploads = {kind: await uploads_report(demo_db, DEMO_MONTH, kind, None) for kind in InstitutionKind}
+            kiosks = await kiosks_report(demo_db, DEMO_MONTH, None)
             cached.append(Context(demo_db, uploads, kiosks))
         return cached[0]
 

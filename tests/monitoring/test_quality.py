@@ -14,12 +14,13 @@ import pytest_asyncio
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
-from services.aggregator import reports
 from services.aggregator.metrics import AggregatorMetrics
 from services.aggregator.quality import QualityMonitor, day_start
 from services.aggregator.settings import AggregatorSettings
 from services.collector.app import create_app as create_collector
 from services.contract.models import InstitutionKind
+from services.streams.kiosk.report import kiosks_report
+from services.streams.uploads.report import uploads_report
 from tests.fixtures.demo import DEMO_MONTH
 from tests.fixtures.events import load_reference, upload
 from tests.fixtures.stack import ADMIN_TOKEN, StackConfig, admin_headers, aggregator_running, running, wait_for
@@ -29,6 +30,9 @@ pytestmark = pytest.mark.integration
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 # 07:00 on the first morning after the demo month: the batch for 30 April is in.
 AFTER_THE_MONTH = datetime(2020, 5, 1, 7, 0, tzinfo=SHANGHAI)
+# The institutions of the upload reports in the demo reference set: 12 districts and 48
+# hospitals (the gauges are theirs; hotline centres and other institutions upload nothing).
+UPLOAD_INSTITUTIONS = 12 + 48
 INSTITUTION_GAUGES = (
     "aggregator_institution_upload_days",
     "aggregator_institution_table_coverage_ratio",
@@ -76,11 +80,11 @@ async def test_gauges_are_the_reports_figures(demo_pool: asyncpg.Pool) -> None:
     registry = metrics.registry
     async with demo_pool.acquire() as conn:
         rows = [
-            *await reports.uploads_report(conn, DEMO_MONTH, InstitutionKind.DISTRICT, None),
-            *await reports.uploads_report(conn, DEMO_MONTH, InstitutionKind.HOSPITAL, None),
+            *await uploads_report(conn, DEMO_MONTH, InstitutionKind.DISTRICT, None),
+            *await uploads_report(conn, DEMO_MONTH, InstitutionKind.HOSPITAL, None),
         ]
-        kiosk_rows = {r.org_code: r for r in await reports.kiosks_report(conn, DEMO_MONTH, None) if r.org_code}
-    assert len(rows) == 59
+        kiosk_rows = {r.org_code: r for r in await kiosks_report(conn, DEMO_MONTH, None) if r.org_code}
+    assert len(rows) == UPLOAD_INSTITUTIONS
 
     def gauge(name: str) -> dict[str, float]:
         return {dict(k)["org_code"]: v for k, v in _samples(registry, name).items()}
@@ -133,7 +137,7 @@ async def test_scheduled_business_date_is_the_latest_nightly_batch(demo_pool: as
 async def test_labels_are_bounded(demo_pool: asyncpg.Pool) -> None:
     monitor, metrics = _monitor(demo_pool)
     await monitor.refresh(now=AFTER_THE_MONTH)
-    institutions = 59
+    institutions = UPLOAD_INSTITUTIONS
     for name in INSTITUTION_GAUGES:
         samples = _samples(metrics.registry, name)
         assert {tuple(k for k, _ in labels) for labels in samples} <= {("kind", "org_code")}, name
@@ -177,13 +181,13 @@ async def test_a_failing_refresh_keeps_the_last_figures_and_is_counted(demo_data
         await wait_for(counted, "refresh errors counted")
     finally:
         await monitor.stop()
-    assert len(_samples(metrics.registry, "aggregator_institution_upload_days")) == 59
+    assert len(_samples(metrics.registry, "aggregator_institution_upload_days")) == UPLOAD_INSTITUTIONS
 
 
 async def test_the_aggregator_refreshes_its_gauges_in_the_background(
     stack_config: StackConfig, collector: httpx.AsyncClient
 ) -> None:
-    """End to end: an upload posted now shows in the running aggregator's /metrics."""
+    """End to end: an upload posted now shows in the running aggregator's metrics."""
     await load_reference(collector, admin_headers())
     now = datetime.now(SHANGHAI)
     yesterday = (now - timedelta(days=1)).date().isoformat()
@@ -196,7 +200,10 @@ async def test_the_aggregator_refreshes_its_gauges_in_the_background(
     async with aggregator_running(stack_config, quality_refresh_s=0.2) as aggregator:
 
         async def scrape() -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-            text = (await aggregator.get("/metrics")).text
+            # The metrics have a listener of their own, apart from the report API.
+            listener = aggregator.app.state.metrics_listener  # type: ignore[attr-defined]
+            async with httpx.AsyncClient(base_url=listener.url) as scraper:
+                text = (await scraper.get("/metrics")).text
             return {
                 (s.name, tuple(sorted(s.labels.items()))): s.value
                 for family in text_string_to_metric_families(text)
@@ -208,7 +215,7 @@ async def test_the_aggregator_refreshes_its_gauges_in_the_background(
         async def shown() -> bool:
             return (await scrape()).get(("aggregator_institution_upload_days", d1)) == 1
 
-        await wait_for(shown, "D1's upload day in /metrics")
+        await wait_for(shown, "D1's upload day in the metrics")
         metrics = await scrape()
     assert metrics[("aggregator_institution_upload_days", (("kind", "district"), ("org_code", "D2")))] == 0
     assert metrics[("aggregator_institution_scheduled_business_date_timestamp_seconds", d1)] == day_start(

@@ -2,30 +2,13 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
 import pytest
-from jsonschema import Draft202012Validator, FormatChecker
-from referencing import Registry, Resource
 
-from services.contract.validation import validate_kiosk, validate_uploads
+from services.streams import STREAMS
 from tests.fixtures.events import kiosk, upload
-
-SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
-
-
-def _validator(name: str) -> Draft202012Validator:
-    resources = []
-    for path in SCHEMAS.glob("*.json"):
-        doc = json.loads(path.read_text("utf-8"))
-        resources.append((path.name, Resource.from_contents(doc)))
-        resources.append((doc["$id"], Resource.from_contents(doc)))
-    registry: Registry[Any] = Registry().with_resources(resources)
-    schema = json.loads((SCHEMAS / name).read_text("utf-8"))
-    return Draft202012Validator(schema, registry=registry, format_checker=FormatChecker())
-
+from tests.fixtures.streams import schema_validator
 
 UPLOAD_CASES: list[tuple[dict[str, Any], bool]] = [
     (upload(), True),
@@ -76,20 +59,20 @@ KIOSK_CASES: list[tuple[dict[str, Any], bool]] = [
 
 @pytest.mark.parametrize(("event", "valid"), UPLOAD_CASES)
 def test_upload_schema_and_model_agree(event: dict[str, Any], valid: bool) -> None:
-    schema_ok = _validator("upload-event.schema.json").is_valid(event)
-    _, problems = validate_uploads([event])
+    schema_ok = schema_validator("upload-event.schema.json").is_valid(event)
+    _, problems = STREAMS["upload"].validate([event])
     assert (schema_ok, not problems) == (valid, valid)
 
 
 @pytest.mark.parametrize(("event", "valid"), KIOSK_CASES)
 def test_kiosk_schema_and_model_agree(event: dict[str, Any], valid: bool) -> None:
-    schema_ok = _validator("kiosk-transaction.schema.json").is_valid(event)
-    _, problems = validate_kiosk([event])
+    schema_ok = schema_validator("kiosk-transaction.schema.json").is_valid(event)
+    _, problems = STREAMS["kiosk"].validate([event])
     assert (schema_ok, not problems) == (valid, valid)
 
 
 def test_batch_schema_bounds_the_batch() -> None:
-    batch = _validator("upload-batch.schema.json")
+    batch = schema_validator("upload-batch.schema.json")
     assert batch.is_valid({"events": [upload()] * 1000})
     assert not batch.is_valid({"events": [upload()] * 1001})
     assert not batch.is_valid({"events": []})
@@ -97,6 +80,6 @@ def test_batch_schema_bounds_the_batch() -> None:
 
 
 def test_problems_name_index_field_and_reason() -> None:
-    _, problems = validate_uploads([upload(), upload(record_count=-1, mode="x"), "not an object"])
+    _, problems = STREAMS["upload"].validate([upload(), upload(record_count=-1, mode="x"), "not an object"])
     assert {(p.index, p.field) for p in problems} == {(1, "record_count"), (1, "mode"), (2, "(event)")}
     assert all(p.reason for p in problems)

@@ -8,15 +8,14 @@ from decimal import Decimal
 
 import pytest
 
-from services.aggregator.copyrows import (
-    COPY_SPECIAL,
-    KIOSK_COLUMNS,
-    UPLOAD_COLUMNS,
-    kiosk_line,
-    timestamp_text,
-    upload_line,
-)
-from services.contract.models import _CODE_PATTERN, KioskTransaction, UploadEvent
+from services.contract.models import _CODE_PATTERN
+from services.streams.copytext import COPY_SPECIAL, timestamp_text
+from services.streams.kiosk.model import KioskTransaction
+from services.streams.kiosk.raw import COLUMNS as KIOSK_COLUMNS
+from services.streams.kiosk.raw import line as kiosk_line
+from services.streams.uploads.model import UploadEvent
+from services.streams.uploads.raw import COLUMNS as UPLOAD_COLUMNS
+from services.streams.uploads.raw import line as upload_line
 
 _PLUS8 = timezone(timedelta(hours=8))
 

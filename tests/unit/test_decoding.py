@@ -9,9 +9,10 @@ import orjson
 from aiokafka import ConsumerRecord
 
 from services.aggregator.decoding import DeadLetter, decode_into
-from services.aggregator.store import ConsumedEvent
 from services.contract.envelope import encode_records
-from services.contract.models import EventType, KioskTransaction, UploadEvent
+from services.streams import ConsumedEvent
+from services.streams.kiosk.model import KioskTransaction
+from services.streams.uploads.model import UploadEvent
 from tests.fixtures.events import kiosk, upload
 
 RECEIVED = datetime(2020, 4, 1, 1, 2, 3, 456789, tzinfo=UTC)
@@ -22,13 +23,13 @@ def _record(value: bytes | None, partition: int = 2, offset: int = 17) -> Consum
     return ConsumerRecord("t", partition, offset, 0, 0, b"k", value, None, 1, size, [])
 
 
-def _envelope(event_type: EventType, events: list[Any]) -> bytes:
-    doc = {"v": 1, "type": event_type.value, "received_at": RECEIVED.isoformat(), "events": events}
+def _envelope(event_type: str, events: list[Any]) -> bytes:
+    doc = {"v": 1, "type": event_type, "received_at": RECEIVED.isoformat(), "events": events}
     return orjson.dumps(doc)
 
 
-def _decode(value: bytes | None) -> tuple[list[ConsumedEvent], list[DeadLetter]]:
-    events: list[ConsumedEvent] = []
+def _decode(value: bytes | None) -> tuple[list[ConsumedEvent[Any]], list[DeadLetter]]:
+    events: list[ConsumedEvent[Any]] = []
     dead: list[DeadLetter] = []
     decode_into(_record(value), events, dead)
     return events, dead
@@ -36,7 +37,7 @@ def _decode(value: bytes | None) -> tuple[list[ConsumedEvent], list[DeadLetter]]
 
 def test_a_valid_record_gives_every_event_with_its_origin_in_order() -> None:
     raws = [kiosk(event_id=f"k{i}") for i in range(5)]
-    [record] = encode_records(EventType.KIOSK, raws, RECEIVED)
+    [record] = encode_records("kiosk", raws, RECEIVED)
     events, dead = _decode(record.value)
     assert dead == []
     assert [c.event.event_id for c in events] == [f"k{i}" for i in range(5)]
@@ -49,7 +50,7 @@ def test_invalid_events_are_dead_lettered_one_by_one_and_the_rest_kept() -> None
     bad_count = upload(event_id="u-bad", record_count=-1)
     not_an_object = "nope"
     raws = [upload(event_id="u1"), bad_count, upload(event_id="u2"), not_an_object]
-    events, dead = _decode(_envelope(EventType.UPLOAD, raws))
+    events, dead = _decode(_envelope("upload", raws))
     assert [c.event.event_id for c in events] == ["u1", "u2"]
     assert all(isinstance(c.event, UploadEvent) for c in events)
     assert [(error.reason, error.event_type, raw) for _, error, raw in dead] == [
@@ -69,6 +70,6 @@ def test_an_unreadable_record_is_one_dead_letter_without_event() -> None:
 
 def test_an_event_of_the_other_type_is_refused() -> None:
     # A kiosk transaction inside an upload record does not validate as an upload.
-    events, dead = _decode(_envelope(EventType.UPLOAD, [kiosk()]))
+    events, dead = _decode(_envelope("upload", [kiosk()]))
     assert events == []
     assert [error.reason for _, error, _ in dead] == ["invalid_event"]

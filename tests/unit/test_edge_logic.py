@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from services.collector.ingest import authorize, parse_events
 from services.collector.settings import CollectorSettings
 from services.contract.envelope import EnvelopeError, decode_record, encode_records
-from services.contract.models import EventType
+from services.streams import STREAMS
 from services.web.auth import ADMIN, Principal
 from services.web.errors import ForbiddenError, MalformedBodyError, PayloadTooLargeError
 from tests.fixtures.events import upload
@@ -58,10 +58,10 @@ def test_institution_may_only_submit_its_own_events() -> None:
 
 def test_envelope_groups_by_institution_and_round_trips() -> None:
     events = [upload(org_code="D1"), upload(org_code="D2"), upload(org_code="D1")]
-    records = encode_records(EventType.UPLOAD, events, datetime(2020, 4, 1, tzinfo=UTC))
+    records = encode_records("upload", events, datetime(2020, 4, 1, tzinfo=UTC))
     assert [(r.key, r.events) for r in records] == [(b"D1", 2), (b"D2", 1)]
-    decoded = decode_record(records[0].value)
-    assert decoded.event_type is EventType.UPLOAD
+    decoded = decode_record(records[0].value, STREAMS)
+    assert decoded.stream is STREAMS["upload"]
     assert decoded.events == [events[0], events[2]]
 
 
@@ -78,7 +78,7 @@ def test_envelope_groups_by_institution_and_round_trips() -> None:
 )
 def test_undecodable_records_raise_envelope_error(value: bytes | None) -> None:
     with pytest.raises(EnvelopeError):
-        decode_record(value)
+        decode_record(value, STREAMS)
 
 
 @pytest.mark.parametrize("token", ["changeme", "short", "secret"])

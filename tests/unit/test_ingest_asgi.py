@@ -16,8 +16,8 @@ from prometheus_client import CollectorRegistry
 from services.collector.app import create_app
 from services.collector.ingest_asgi import IngestEndpoint
 from services.collector.settings import CollectorSettings
-from services.contract.models import EventType
 from services.storage.live import LiveValue
+from services.streams import STREAMS, Stream
 from services.web.auth import ADMIN, Authenticator, Principal
 from services.web.errors import TooManyRequestsError, install_error_handlers
 from services.web.instrumentation import HttpMetrics, InstrumentationMiddleware
@@ -34,11 +34,11 @@ class FakeIntake:
         self.all_held = asyncio.Event()
         self.expect_held = 0
         self.error: Exception | None = None
-        self.seen: list[tuple[EventType, Principal, bytes]] = []
+        self.seen: list[tuple[Stream[Any], Principal, bytes]] = []
 
-    async def accept(self, event_type: EventType, principal: Principal, read: Callable[[], Awaitable[bytes]]) -> int:
+    async def accept(self, stream: Stream[Any], principal: Principal, read: Callable[[], Awaitable[bytes]]) -> int:
         body = await read()
-        self.seen.append((event_type, principal, body))
+        self.seen.append((stream, principal, body))
         if self.gate is not None:
             self.held += 1
             if self.held == self.expect_held:
@@ -85,7 +85,7 @@ async def _post(
     async def send(message: dict[str, Any]) -> None:
         sent.append(message)
 
-    await endpoint(scope, receive, send, EventType.UPLOAD)
+    await endpoint(scope, receive, send, STREAMS["upload"])
     assert [m["type"] for m in sent] == ["http.response.start", "http.response.body"]
     answer_headers = {k.decode(): v.decode() for k, v in sent[0]["headers"]}
     assert answer_headers["content-type"] == "application/json"
@@ -104,7 +104,7 @@ async def test_accepted_request_is_202_with_the_count_and_counted() -> None:
     endpoint, intake, registry = _endpoint()
     status, _, body = await _post(endpoint, orjson.dumps({"events": [{}, {}]}))
     assert (status, body) == (202, {"accepted": 2})
-    assert intake.seen[0][:2] == (EventType.UPLOAD, ADMIN)
+    assert intake.seen[0][:2] == (STREAMS["upload"], ADMIN)
     assert _requests(registry, "202") == 1
     assert registry.get_sample_value("collector_http_request_duration_seconds_count", {"route": "/v1/uploads"}) == 1
 
@@ -180,10 +180,10 @@ async def test_over_the_concurrency_limit_is_503_at_once_and_frees_on_completion
 async def test_the_app_sends_ingest_posts_to_the_endpoint_and_the_rest_to_fastapi() -> None:
     settings = CollectorSettings(admin_token=ADMIN_TOKEN)
     app = create_app(settings, CollectorRegistry())
-    calls: list[tuple[str, EventType]] = []
+    calls: list[tuple[str, Stream[Any]]] = []
 
-    async def fake_endpoint(scope: Any, receive: Any, send: Any, event_type: EventType) -> None:
-        calls.append((scope["path"], event_type))
+    async def fake_endpoint(scope: Any, receive: Any, send: Any, stream: Stream[Any]) -> None:
+        calls.append((scope["path"], stream))
 
     app.ingest = fake_endpoint  # type: ignore[assignment]
 
@@ -202,7 +202,7 @@ async def test_the_app_sends_ingest_posts_to_the_endpoint_and_the_rest_to_fastap
     await call("POST", "/v1/kiosk-transactions")
     await call("GET", "/v1/uploads")  # 405 from FastAPI
     await call("POST", "/v1/uploads/")  # FastAPI's redirect
-    assert calls == [("/v1/uploads", EventType.UPLOAD), ("/v1/kiosk-transactions", EventType.KIOSK)]
+    assert calls == [("/v1/uploads", STREAMS["upload"]), ("/v1/kiosk-transactions", STREAMS["kiosk"])]
 
 
 async def test_openapi_still_documents_both_ingest_routes() -> None:
@@ -243,7 +243,7 @@ async def test_client_gone_while_sending_the_body_is_499_not_a_server_error() ->
         "path": "/v1/uploads",
         "headers": [(b"authorization", f"Bearer {ADMIN_TOKEN}".encode()), (b"content-type", b"application/json")],
     }
-    await endpoint(scope, receive, send, EventType.UPLOAD)
+    await endpoint(scope, receive, send, STREAMS["upload"])
     # Nobody to answer: nothing is sent, nothing accepted, and it is counted as 499, not 5xx.
     assert sent == []
     assert intake.seen == [] and endpoint.in_flight == 0

@@ -15,8 +15,8 @@ from services.contract.validation import (
     UnreadableJsonError,
     decode_json,
     split_body,
-    validate_uploads,
 )
+from services.streams import STREAMS
 from services.web.auth import Principal
 from services.web.errors import ForbiddenError, MalformedBodyError
 from tests.fixtures.events import upload
@@ -88,7 +88,7 @@ def test_echoed_client_text_is_bounded() -> None:
 
 def test_problems_per_event_are_bounded_but_every_bad_event_is_listed() -> None:
     flooded: dict[str, Any] = upload(record_count=-1, **{f"x{n}": n for n in range(1000)})
-    _, problems = validate_uploads([upload(), flooded, upload(event_id="")])
+    _, problems = STREAMS["upload"].validate([upload(), flooded, upload(event_id="")])
     by_event = [(p.index, p.field) for p in problems]
     assert by_event[0] == (1, "record_count")
     assert by_event.count((1, "(event)")) == 1  # the summary of what was not listed

@@ -1,31 +1,24 @@
-"""Each monthly metric of the contract, computed by the pure rollup and monthly logic."""
+"""Each monthly metric of the contract, computed by the streams' pure folds and report functions."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from collections.abc import Iterable
+from datetime import UTC, date, datetime, tzinfo
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 
-from services.aggregator.monthly import (
-    Institution,
-    MonthInputs,
-    ReferenceView,
-    inputs_from_deltas,
-    kiosk_inputs_from_deltas,
-    kiosk_report,
-    upload_report,
-)
-from services.aggregator.rollups import ChannelRecords, conformance_sums, fold
-from services.contract.models import (
-    InstitutionKind,
-    KioskTransaction,
-    RequiredFor,
-    TableCategory,
-    UploadEvent,
-)
+from services.contract.models import InstitutionKind, RequiredFor, TableCategory
+from services.reports.reference import Institution, ReferenceView
+from services.streams import STREAMS, ConsumedEvent
+from services.streams.kiosk.model import KioskTransaction
+from services.streams.kiosk.report import kiosk_inputs_from_deltas, kiosk_report
+from services.streams.rollups import Deltas
+from services.streams.uploads.fold import ChannelRecords, conformance_sums
+from services.streams.uploads.model import UploadEvent
+from services.streams.uploads.report import MonthInputs, inputs_from_deltas, upload_report
 from tests.fixtures.events import kiosk, upload
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -56,6 +49,16 @@ REF = ReferenceView(
     declarations={"D1": frozenset({"OPV", "EHR", "DM", "LAB"})},
     kiosks={"H1": 2, "D1": 1},
 )
+
+
+def fold(
+    uploads: Iterable[UploadEvent], kiosk: Iterable[KioskTransaction], zone: tzinfo, received_at: datetime
+) -> Deltas:
+    """The deltas of both streams' events, each through its stream's fold."""
+    deltas = Deltas()
+    for name, events in (("upload", uploads), ("kiosk", kiosk)):
+        STREAMS[name].fold([ConsumedEvent(e, received_at, 0, n) for n, e in enumerate(events)], zone, deltas)
+    return deltas
 
 
 def _row(events: list[dict[str, Any]], org: str = "D1", month: date = APRIL) -> dict[str, Any]:

@@ -8,7 +8,9 @@ from typing import Any
 
 from services.bulletin.problems import InstitutionDetail
 from services.bulletin.query import BulletinData
-from services.contract.models import InstitutionKind, KioskReportRow, UploadReportRow
+from services.contract.models import InstitutionKind
+from services.streams.kiosk.model import KioskReportRow
+from services.streams.uploads.model import UploadReportRow
 
 APRIL = date(2020, 4, 1)
 

@@ -16,7 +16,8 @@ from services.bulletin.problems import (
     month_span,
     problem_counts,
 )
-from services.contract.models import KioskReportRow, UploadReportRow
+from services.streams.kiosk.model import KioskReportRow
+from services.streams.uploads.model import UploadReportRow
 from tests.unit.bulletin.factories import APRIL, every_day, full_detail, kiosk_row, upload_row
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")

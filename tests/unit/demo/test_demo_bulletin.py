@@ -9,9 +9,14 @@ from pathlib import Path
 import pytest
 
 from services.demo.bulletin import (
+    APPOINTMENTS_TO_DATE,
+    APPOINTMENTS_TO_DATE_PRINTED,
     BULLETIN_DIR,
+    BULLETIN_FILES,
     HOSPITAL_FILE,
+    HOTLINE_PROVINCE_FILE,
     KIOSK_FILE,
+    REMOTE_PLATFORMS_FILE,
     check_bulletin,
     load_bulletin,
     sum_kiosk_rows,
@@ -97,3 +102,59 @@ def test_a_missing_file_is_refused(bulletin_copy: Path) -> None:
     (bulletin_copy / KIOSK_FILE).unlink()
     with pytest.raises(BulletinError, match="cannot read"):
         load_bulletin(bulletin_copy)
+
+
+def test_the_new_sections_parse_with_their_printed_rows() -> None:
+    bulletin = load_bulletin()
+    assert [r.platform for r in bulletin.appointment_platforms][:2] == ["健康南京客户端", "南京卫生12320微信平台"]
+    assert bulletin.appointment_platforms_printed_total == 98_432
+    assert bulletin.hotline_figure("calls") == 136_783
+    assert bulletin.hotline_figure("work_orders_province_12345") == 2_128
+    assert len(bulletin.province_calls) == 8 and bulletin.province_calls_printed_total == 179_331
+    assert bulletin.remote_figures("imaging")["images"] == 4_604_485
+    assert bulletin.remote_figures("consultation")["consultations_cumulative"] == 110
+    assert [(t.rank, t.unit) for t in bulletin.top_uploaders if t.platform == "imaging"] == [
+        (1, "建邺区"),
+        (2, "南京市儿童医院"),
+        (3, "六合区中医院"),
+    ]
+    assert bulletin.appointments_to_date == 19_238_954
+
+
+def test_the_new_sections_tie_together_as_notes_md_says() -> None:
+    findings = check_bulletin(load_bulletin())
+    tables = {"appointment_platforms", "hotline", "hotline_province", "remote_platforms", "remote_top_uploaders"}
+    assert [f for f in findings if f.table in tables] == []
+
+
+def test_a_figure_whose_words_do_not_carry_it_is_refused(bulletin_copy: Path) -> None:
+    path = bulletin_copy / REMOTE_PLATFORMS_FILE
+    path.write_text(path.read_text(encoding="utf-8").replace("ecg,cases,80467", "ecg,cases,80476"), encoding="utf-8")
+    with pytest.raises(BulletinError, match="not in the printed words"):
+        load_bulletin(bulletin_copy)
+
+
+def test_a_broken_tie_is_found(bulletin_copy: Path) -> None:
+    path = bulletin_copy / HOTLINE_PROVINCE_FILE
+    path.write_text(path.read_text(encoding="utf-8").replace("苏州,33172", "苏州,33171"), encoding="utf-8")
+    found = {(f.table, f.unit) for f in check_bulletin(load_bulletin(bulletin_copy))}
+    assert ("hotline_province", "合计") in found
+
+
+# The shared reference folder sits beside the repository (`../shared/reference/...`, as the
+# README says); a clone without it has only the package's copies, and this check is skipped.
+SHARED = Path(__file__).resolve().parents[3].parent / "shared" / "reference" / "nanjing-2020-04"
+
+
+@pytest.mark.skipif(not SHARED.is_dir(), reason=f"no shared reference folder at {SHARED}")
+@pytest.mark.parametrize("name", BULLETIN_FILES)
+def test_each_package_copy_is_byte_identical_to_the_shared_reference(name: str) -> None:
+    assert (BULLETIN_DIR / name).read_bytes() == (SHARED / name).read_bytes()
+
+
+@pytest.mark.skipif(not SHARED.is_dir(), reason=f"no shared reference folder at {SHARED}")
+def test_every_shared_table_has_a_package_copy_and_the_total_to_date_is_printed() -> None:
+    assert {p.name for p in SHARED.glob("*.csv")} == set(BULLETIN_FILES)
+    texts = [p.read_text(encoding="utf-8") for p in SHARED.glob("*.txt")]
+    assert any(APPOINTMENTS_TO_DATE_PRINTED in text for text in texts)
+    assert str(APPOINTMENTS_TO_DATE) in APPOINTMENTS_TO_DATE_PRINTED

@@ -9,15 +9,17 @@ from __future__ import annotations
 import itertools
 from datetime import date, timedelta
 from decimal import Decimal
+from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from services.demo.expected import expected_kiosk_rows, expected_missing_uploads, expected_upload_rows
 from services.demo.month import MonthPlan, apportion, generate_month, plan_month, stamp
+from tests.fixtures.uploads_fold import measured_upload_figures, read_csv
 
 if TYPE_CHECKING:
-    from tests.unit.demo.conftest import StreamSummary
+    from tests.fixtures.uploads_fold import StreamSummary
 
 UPLOAD_FIELDS = (
     "records_uploaded", "documents_uploaded", "upload_days", "uploaded_tables", "outpatient_visits",
@@ -32,27 +34,24 @@ def _measured(summary: StreamSummary, org_code: str) -> dict[str, Any]:
         return dict.fromkeys(UPLOAD_FIELDS, 0) | {"conformance_rate": None}
     return {
         "records_uploaded": figures.records,
-        "documents_uploaded": figures.documents,
         "upload_days": len(figures.days),
         "uploaded_tables": len(figures.tables),
-        "outpatient_visits": figures.outpatient,
-        "discharges": figures.discharges,
-        "ehr_basic_cumulative": figures.cumulative["ehr_basic"],
-        "ehr_hypertension_cumulative": figures.cumulative["ehr_hypertension"],
-        "ehr_diabetes_cumulative": figures.cumulative["ehr_diabetes"],
-        "conformance_rate": figures.conformance(),
+        **measured_upload_figures(summary)[org_code],
     }
 
 
 @pytest.mark.parametrize("kind", ["district", "hospital"])
-def test_every_upload_figure_is_reproduced_exactly(kind: str, summary: StreamSummary, month_plan: MonthPlan) -> None:
-    rows = expected_upload_rows(kind, month_plan)  # type: ignore[arg-type]
+def test_every_printed_upload_figure_is_reproduced_exactly(
+    kind: str, summary: StreamSummary, month_plan: MonthPlan
+) -> None:
+    rows = expected_upload_rows(kind, reference=month_plan.reference)  # type: ignore[arg-type]
     assert sum(r.in_bulletin for r in rows) == (12 if kind == "district" else 25)
     for row in rows:
         measured = _measured(summary, row.org_code)
-        wanted = {name: getattr(row, name) for name in UPLOAD_FIELDS}
-        assert measured == wanted, row.name
-    # The bulletin's cells themselves, not only the plan, for two rows read by hand.
+        wanted = {name: getattr(row, name) for name in UPLOAD_FIELDS if name in row.checked}
+        assert {name: measured[name] for name in wanted} == wanted, row.name
+        assert row.from_bulletin <= row.checked
+    # The bulletin's cells themselves, not only the expected rows, for two rows read by hand.
     by_name = {r.name: r for r in rows}
     if kind == "district":
         jiangning = _measured(summary, by_name["江宁区"].org_code)
@@ -64,16 +63,40 @@ def test_every_upload_figure_is_reproduced_exactly(kind: str, summary: StreamSum
         assert (occupational["upload_days"], occupational["documents_uploaded"]) == (22, 0)
 
 
+@pytest.mark.parametrize("kind", ["district", "hospital"])
+def test_what_the_bulletin_does_not_print_is_plausible(
+    kind: str, summary: StreamSummary, month_plan: MonthPlan
+) -> None:
+    # Not printed, so no exact value to expect: the fold's figures must at least make sense.
+    for row in expected_upload_rows(kind, reference=month_plan.reference):  # type: ignore[arg-type]
+        if not row.in_bulletin:
+            continue
+        measured = _measured(summary, row.org_code)
+        assert measured["conformance_rate"] is not None and 0.9 < measured["conformance_rate"] < 1, row.name
+        if kind == "hospital":
+            assert 0 < measured["outpatient_visits"] < 0.15 * row.records_uploaded, row.name
+            assert 0 < measured["discharges"] < measured["outpatient_visits"], row.name
+            assert measured["ehr_basic_cumulative"] == 0, row.name
+        else:
+            assert measured["documents_uploaded"] == 0, row.name
+
+
 def test_declared_coverage_follows_from_reference_and_uploads(summary: StreamSummary, month_plan: MonthPlan) -> None:
-    ref = month_plan.reference
+    # The expected declared coverage is uploaded / declared (printed cells): true only if every
+    # table an institution uploads is one it declared. The stream and the reference CSV say so.
+    declared: dict[str, set[str]] = {}
+    for row in read_csv("declarations.csv"):
+        declared.setdefault(row["org_code"], set()).add(row["table_code"])
     for kind in ("district", "hospital"):
-        for row in expected_upload_rows(kind, month_plan):
-            declared = set(ref.declared(row.org_code))
+        for row in expected_upload_rows(kind, reference=month_plan.reference):  # type: ignore[arg-type]
             tables = summary.uploads[row.org_code].tables if row.org_code in summary.uploads else set()
-            if not declared:
+            if row.org_code not in declared:
                 assert row.declared_coverage_rate is None
                 continue
-            assert row.declared_coverage_rate == pytest.approx(len(declared & tables) / len(declared))
+            assert tables <= declared[row.org_code], row.name
+            assert row.declared_coverage_rate == Fraction(
+                len(declared[row.org_code] & tables), len(declared[row.org_code])
+            )
 
 
 def test_every_kiosk_figure_is_reproduced_exactly(summary: StreamSummary, month_plan: MonthPlan) -> None:
@@ -173,16 +196,16 @@ def test_generation_is_deterministic_and_seeded(month_plan: MonthPlan) -> None:
 
 
 def test_events_are_valid_for_the_contract_models(month_plan: MonthPlan) -> None:
-    validation = pytest.importorskip("services.contract.validation")
+    streams = pytest.importorskip("services.streams").STREAMS
     sample = list(itertools.islice(month_plan.events(), 0, 120_000, 7))
     uploads: list[Any] = [event for kind, event in sample if kind == "upload"]
     kiosk: list[Any] = [event for kind, event in sample if kind == "kiosk"]
     assert uploads
     assert kiosk
     for start in range(0, len(uploads), 1_000):
-        assert validation.validate_uploads(uploads[start : start + 1_000])[1] == []
+        assert streams["upload"].validate(uploads[start : start + 1_000])[1] == []
     for start in range(0, len(kiosk), 1_000):
-        assert validation.validate_kiosk(kiosk[start : start + 1_000])[1] == []
+        assert streams["kiosk"].validate(kiosk[start : start + 1_000])[1] == []
     assert all(isinstance(e["amount"], str) and e["amount"][-3] == "." for e in kiosk)
 
 

@@ -16,7 +16,9 @@ import pytest
 
 from services.demo.errors import ReplayError
 from services.demo.month import MonthPlan
-from services.demo.replay import MAX_BODY_BYTES, ReplayResult, _retry_delay, replay
+from services.demo.replay import ENDPOINTS, MAX_BODY_BYTES, ReplayResult, _retry_delay, replay, replay_month
+from services.demo.stream import KINDS
+from services.streams import STREAMS
 
 Handler = Callable[[httpx.Request], Coroutine[None, None, httpx.Response]]
 
@@ -174,5 +176,56 @@ def test_batch_size_is_bounded_by_the_contract() -> None:
 def test_an_unknown_kind_is_refused_before_anything_is_sent() -> None:
     collector = FakeCollector()
     with pytest.raises(ValueError, match="unknown event kind"):
-        _run([("appointment", {"event_id": "a"})], collector)
+        _run([("fax", {"event_id": "a"})], collector)
     assert collector.requests == []
+
+
+def test_each_stream_of_revision_2_goes_to_its_endpoint() -> None:
+    events = [
+        (
+            "appointment",
+            {"event_id": "a1", "org_code": "H0003", "channel": "phone", "booked_at": "2020-04-01T08:00:00Z"},
+        ),
+        ("hotline_contact", {"event_id": "h1", "org_code": "L3201", "kind": "call", "category": "complaint"}),
+        ("remote_upload", {"event_id": "r1", "org_code": "H0007", "platform": "lab", "counts": {"reports": 1}}),
+        ("upload", {"event_id": "u1", "org_code": "H0001", "table_code": "T0001"}),
+    ]
+    collector = FakeCollector()
+    result = _run(events, collector)
+    assert result.events_posted == 4
+    posted = {r.url.path: orjson.loads(r.content)["events"][0]["event_id"] for r in collector.requests}
+    assert posted == {
+        "/v1/appointments": "a1",
+        "/v1/hotline-contacts": "h1",
+        "/v1/remote-uploads": "r1",
+        "/v1/uploads": "u1",
+    }
+
+
+def _month_paths(**options: Any) -> Counter[str]:
+    """Paths of the first requests of `replay_month` (the fake collector stops it with a 422)."""
+    refused = httpx.Response(422, json={"detail": "enough"})
+    collector = FakeCollector(script=dict.fromkeys(range(150, 10_000), refused))
+
+    async def go() -> None:
+        await replay_month(
+            "http://collector.test", "t", progress=False, transport=httpx.MockTransport(collector), **options
+        )
+
+    with pytest.raises(ReplayError, match="enough"):
+        asyncio.run(go())
+    return Counter(r.url.path for r in collector.requests)
+
+
+def test_the_month_replays_only_the_v1_streams_unless_told() -> None:
+    assert set(_month_paths()) == {"/v1/uploads", "/v1/kiosk-transactions"}
+    everything = _month_paths(kinds=KINDS, concurrency=1)
+    assert set(everything) == set(ENDPOINTS.values())
+
+
+def test_every_registered_stream_is_replayed_to_its_own_path() -> None:
+    # The replay names the endpoints of streams not registered yet; once they are, the names
+    # and paths must be the registry's.
+    for stream in STREAMS.values():
+        assert ENDPOINTS.get(stream.name) == stream.path, stream.name
+    assert set(ENDPOINTS) == set(KINDS)

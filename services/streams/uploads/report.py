@@ -1,0 +1,200 @@
+"""The uploads reports: the contract's monthly formulas (pure) and the queries that feed them.
+
+The database path (`month_inputs`, from the rollup tables) and the in-memory path
+(`inputs_from_deltas`, from folded events) both produce `MonthInputs`, so the formulas of
+`upload_row` exist once; the aggregator's routes, the bulletin, the data-quality gauges and
+the command line all call `uploads_report`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date
+
+from services.contract.models import InstitutionKind, TableCategory
+from services.reports.common import next_month, rate
+from services.reports.reference import Institution, ReferenceView, load_reference_view
+from services.storage.connection import Connection
+from services.streams.rollups import Deltas, month_of
+from services.streams.uploads.fold import (
+    CONFORMANCE_DAILY,
+    UPLOAD_DAILY,
+    UPLOAD_MONTHLY_TABLES,
+    ChannelRecords,
+    conformance_sums,
+)
+from services.streams.uploads.model import MissingUploadRow, UploadReportRow
+
+EHR = (TableCategory.EHR_BASIC, TableCategory.EHR_HYPERTENSION, TableCategory.EHR_DIABETES)
+
+
+@dataclass
+class MonthInputs:
+    """One institution's aggregates for one month."""
+
+    records: int = 0
+    documents: int = 0
+    upload_days: int = 0
+    uploaded_tables: set[str] = field(default_factory=set)
+    category_records: dict[TableCategory, int] = field(default_factory=dict)
+    ehr_cumulative: dict[TableCategory, int] = field(default_factory=dict)
+    conformance_low: int = 0
+    conformance_high: int = 0
+
+
+def upload_row(inst: Institution, month: date, inputs: MonthInputs, ref: ReferenceView) -> UploadReportRow:
+    """One row of the uploads report, with every metric of the contract."""
+    required = ref.required_tables(inst.kind)
+    declared = ref.declarations.get(inst.org_code)
+    declared_count = len(declared) if declared else None
+    declared_uploaded = len(declared & inputs.uploaded_tables) if declared else 0
+    return UploadReportRow(
+        org_code=inst.org_code,
+        name=inst.name,
+        kind=inst.kind,
+        month=month.strftime("%Y-%m"),
+        records_uploaded=inputs.records,
+        documents_uploaded=inputs.documents,
+        upload_days=inputs.upload_days,
+        uploaded_tables=len(inputs.uploaded_tables),
+        declared_tables=declared_count,
+        required_tables=required,
+        table_coverage_rate=rate(len(inputs.uploaded_tables), required),
+        declared_coverage_rate=rate(declared_uploaded, declared_count) if declared_count else None,
+        outpatient_visits=inputs.category_records.get(TableCategory.OUTPATIENT_VISIT, 0),
+        discharges=inputs.category_records.get(TableCategory.DISCHARGE, 0),
+        ehr_basic_cumulative=inputs.ehr_cumulative.get(TableCategory.EHR_BASIC, 0),
+        ehr_hypertension_cumulative=inputs.ehr_cumulative.get(TableCategory.EHR_HYPERTENSION, 0),
+        ehr_diabetes_cumulative=inputs.ehr_cumulative.get(TableCategory.EHR_DIABETES, 0),
+        conformance_rate=rate(inputs.conformance_low, inputs.conformance_high),
+    )
+
+
+def upload_report(
+    kind: InstitutionKind, month: date, inputs: Mapping[str, MonthInputs], ref: ReferenceView
+) -> list[UploadReportRow]:
+    """Every institution of `kind`, sorted by records uploaded, most first (the bulletin's order)."""
+    rows = [
+        upload_row(inst, month, inputs.get(inst.org_code, MonthInputs()), ref)
+        for inst in ref.institutions
+        if inst.kind is kind
+    ]
+    rows.sort(key=lambda r: (-r.records_uploaded, r.org_code))
+    return rows
+
+
+def inputs_from_deltas(deltas: Deltas, month: date, categories: Mapping[str, TableCategory]) -> dict[str, MonthInputs]:
+    """Month inputs computed in memory from folded events (the rollup rows before they are stored)."""
+    out: dict[str, MonthInputs] = {}
+    for (org, day), (records, _, _) in deltas.tables.get(UPLOAD_DAILY.name, {}).items():
+        if month_of(day) == month and records > 0:
+            out.setdefault(org, MonthInputs()).upload_days += 1
+    for (org, table_month, table), (records, documents, _) in deltas.tables.get(UPLOAD_MONTHLY_TABLES.name, {}).items():
+        category = categories.get(table, TableCategory.OTHER)
+        if table_month <= month and category in EHR:
+            inputs = out.setdefault(org, MonthInputs())
+            inputs.ehr_cumulative[category] = inputs.ehr_cumulative.get(category, 0) + records
+        if table_month != month:
+            continue
+        inputs = out.setdefault(org, MonthInputs())
+        inputs.records += records
+        inputs.documents += documents
+        if records > 0:
+            inputs.uploaded_tables.add(table)
+        inputs.category_records[category] = inputs.category_records.get(category, 0) + records
+    pairs_by_org: dict[str, list[ChannelRecords]] = {}
+    for (org, _table, business_date), (realtime, scheduled) in deltas.tables.get(CONFORMANCE_DAILY.name, {}).items():
+        if month_of(business_date) == month:
+            pairs_by_org.setdefault(org, []).append(ChannelRecords(realtime, scheduled))
+    for org, pairs in pairs_by_org.items():
+        low, high, _ = conformance_sums(pairs)
+        inputs = out.setdefault(org, MonthInputs())
+        inputs.conformance_low, inputs.conformance_high = low, high
+    return out
+
+
+async def month_inputs(conn: Connection, month: date, ref: ReferenceView) -> dict[str, MonthInputs]:
+    """Per-institution aggregates of `month` from the rollup tables."""
+    end = next_month(month)
+    out: dict[str, MonthInputs] = {}
+    for row in await conn.fetch(
+        "SELECT org_code, table_code, records, documents FROM upload_monthly_tables WHERE month = $1", month
+    ):
+        inputs = out.setdefault(row["org_code"], MonthInputs())
+        inputs.records += row["records"]
+        inputs.documents += row["documents"]
+        if row["records"] > 0:
+            inputs.uploaded_tables.add(row["table_code"])
+        category = ref.table_category.get(row["table_code"], TableCategory.OTHER)
+        inputs.category_records[category] = inputs.category_records.get(category, 0) + row["records"]
+    for row in await conn.fetch(
+        """SELECT org_code, count(*) FILTER (WHERE records > 0) AS days FROM upload_daily
+           WHERE day >= $1 AND day < $2 GROUP BY org_code""",
+        month,
+        end,
+    ):
+        out.setdefault(row["org_code"], MonthInputs()).upload_days = row["days"]
+    ehr_tables = [code for code, cat in ref.table_category.items() if cat in EHR]
+    for row in await conn.fetch(
+        """SELECT org_code, table_code, sum(records) AS records FROM upload_monthly_tables
+           WHERE month <= $1 AND table_code = ANY($2::text[]) GROUP BY org_code, table_code""",
+        month,
+        ehr_tables,
+    ):
+        inputs = out.setdefault(row["org_code"], MonthInputs())
+        category = ref.table_category[row["table_code"]]
+        inputs.ehr_cumulative[category] = inputs.ehr_cumulative.get(category, 0) + row["records"]
+    # Mirrors fold.conformance_sums: only pairs where max(R, S) > 0 contribute.
+    for row in await conn.fetch(
+        """SELECT org_code,
+                  sum(least(realtime_records, scheduled_records)) AS low,
+                  sum(greatest(realtime_records, scheduled_records)) AS high
+           FROM conformance_daily
+           WHERE business_date >= $1 AND business_date < $2
+             AND greatest(realtime_records, scheduled_records) > 0
+           GROUP BY org_code""",
+        month,
+        end,
+    ):
+        inputs = out.setdefault(row["org_code"], MonthInputs())
+        inputs.conformance_low, inputs.conformance_high = int(row["low"]), int(row["high"])
+    return out
+
+
+async def uploads_report(
+    conn: Connection, month: date, kind: InstitutionKind, org_code: str | None
+) -> list[UploadReportRow]:
+    """`GET /v1/reports/uploads`: every institution of `kind` (or only `org_code`'s)."""
+    # One snapshot, so every figure of a row comes from the same batches and reference version.
+    async with conn.transaction(isolation="repeatable_read", readonly=True):
+        ref = await load_reference_view(conn, org_code)
+        inputs = await month_inputs(conn, month, ref)
+    return upload_report(kind, month, inputs, ref)
+
+
+async def missing_uploads(conn: Connection, day: date, org_code: str | None) -> list[MissingUploadRow]:
+    """Institutions with records on any of the 7 days before `day` and none on `day`."""
+    rows = await conn.fetch(
+        """SELECT i.org_code, i.name, i.kind, max(d.day) AS last_day, count(*) AS active_days
+           FROM upload_daily d JOIN cur_institutions i USING (org_code)
+           WHERE d.day >= $1::date - 7 AND d.day < $1::date AND d.records > 0
+             AND ($2::text IS NULL OR i.org_code = $2)
+             AND NOT EXISTS (SELECT 1 FROM upload_daily t
+                             WHERE t.org_code = d.org_code AND t.day = $1::date AND t.records > 0)
+           GROUP BY i.org_code, i.name, i.kind
+           ORDER BY i.org_code""",
+        day,
+        org_code,
+    )
+    return [
+        MissingUploadRow(
+            org_code=r["org_code"],
+            name=r["name"],
+            kind=InstitutionKind(r["kind"]),
+            date=day,
+            last_upload_day=r["last_day"],
+            active_days_in_previous_7=r["active_days"],
+        )
+        for r in rows
+    ]
