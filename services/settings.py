@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # The aggregators' consumer group; the command line waits on it by default.
@@ -21,7 +21,13 @@ class CommonSettings(BaseSettings):
     events_topic: str = "telemetry.events"
     dead_letter_topic: str = "telemetry.events.dead-letter"
     events_partitions: int = Field(6, ge=1)
-    events_replication_factor: int = Field(1, ge=1, description="3 in production (one broker locally)")
+    events_replication_factor: int = Field(1, ge=1, description="3 in production and on the local 3-broker cluster")
+    events_min_insync_replicas: int | None = Field(
+        None, ge=1, description="copies an acks=all write needs in sync; default 2 with replication 2 or more, else 1"
+    )
+    kafka_topics_recheck_s: float = Field(
+        30.0, gt=0, description="how often topics found less durable than configured are checked again"
+    )
     database_url: SecretStr = SecretStr("postgresql://telemetry:telemetry@127.0.0.1:55432/telemetry")
     admin_token: SecretStr
     timezone: str = "Asia/Shanghai"
@@ -46,6 +52,28 @@ class CommonSettings(BaseSettings):
         except (ZoneInfoNotFoundError, ValueError) as exc:
             raise ValueError(f"unknown time zone {value!r}") from exc
         return value
+
+    @model_validator(mode="after")
+    def _insync_within_replicas(self) -> CommonSettings:
+        # More in-sync copies than copies: no write could ever be acknowledged.
+        if self.min_insync_replicas > self.events_replication_factor:
+            raise ValueError(
+                f"TELEMETRY_EVENTS_MIN_INSYNC_REPLICAS ({self.min_insync_replicas}) exceeds "
+                f"TELEMETRY_EVENTS_REPLICATION_FACTOR ({self.events_replication_factor})"
+            )
+        return self
+
+    @property
+    def min_insync_replicas(self) -> int:
+        """`min.insync.replicas` of the topics: the setting, or 2 when there are two copies or more.
+
+        With 2, a `202` from Kafka means two brokers hold the events, and one broker may be
+        lost without refusing writes (with replication 3); 1 would let `acks=all` be
+        satisfied by the leader alone.
+        """
+        if self.events_min_insync_replicas is not None:
+            return self.events_min_insync_replicas
+        return min(self.events_replication_factor, 2)
 
     @property
     def zone(self) -> ZoneInfo:

@@ -1,10 +1,28 @@
 #!/usr/bin/env bash
-# Single-node Apache Kafka (KRaft, combined broker+controller) on loopback,
-# built from Maven Central jars: no tarball download, only the registries we
-# can reach.
+# Apache Kafka (KRaft) on loopback, built from Maven Central jars: no tarball
+# download, only the registries we can reach.
 #   kafka.sh install|start|stop|status
-# A second, throwaway broker (e.g. for a test) can run beside the default one:
+# By default one node, broker and controller in one process, on $KAFKA_PORT.
+# With TELEMETRY_KAFKA_BROKERS=3, a cluster: three brokers (node ids 1-3, on
+# the ports lib.sh derives from KAFKA_PORT or takes from KAFKA_PORTS) and one
+# KRaft controller of its own (node id 0, on KAFKA_CONTROLLER_PORT), state in
+# $STATE_DIR/kafka-cluster/{controller,broker-1,broker-2,broker-3}/. One broker
+# of the cluster can be stopped and started alone (a rolling restart, a test):
+#   TELEMETRY_KAFKA_BROKERS=3 kafka.sh stop 2; TELEMETRY_KAFKA_BROKERS=3 kafka.sh start 2
+# Why a separate controller and not three combined nodes: with combined nodes,
+# two brokers down would also be two of three controllers down, and the cluster
+# would lose its metadata quorum (no leader elections, no ISR changes) instead
+# of showing what replication promises: acks=all refused for too few in-sync
+# replicas while one broker still serves. One controller JVM (small heap) keeps
+# broker faults and controller faults apart; production runs three controllers.
+# A second, throwaway broker or cluster (e.g. for a test) can run beside the
+# default one:
 #   KAFKA_PORT=29092 KAFKA_CONTROLLER_PORT=29093 KAFKA_STATE_DIR=/tmp/k2 kafka.sh start
+#   TELEMETRY_KAFKA_BROKERS=3 KAFKA_PORTS="29092 29094 29096" KAFKA_CONTROLLER_PORT=29093 \
+#       KAFKA_STATE_DIR=/tmp/k3 kafka.sh start
+# Without KAFKA_STATE_DIR, stop and status also cover the other default layout
+# when something of it runs, so a cluster started with TELEMETRY_KAFKA_BROKERS=3
+# is listed and stopped by deploy/local/status and stop without the variable.
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -21,17 +39,55 @@ DEP_PLUGIN_VERSION=3.8.1
 
 KAFKA_HOME="$CACHE_DIR/kafka-$KAFKA_VERSION"
 KAFKA_LIBS="$KAFKA_HOME/libs"
-KAFKA_STATE_DIR="${KAFKA_STATE_DIR:-$STATE_DIR/kafka}"
-KAFKA_PROPS="$KAFKA_STATE_DIR/server.properties"
-KAFKA_LOG="$KAFKA_STATE_DIR/broker.log"
-KAFKA_PID="$KAFKA_STATE_DIR/kafka.pid"
-KAFKA_HEAP_OPTS="${KAFKA_HEAP_OPTS:--Xms512m -Xmx1g}"
+SINGLE_DIR_DEFAULT="$STATE_DIR/kafka"
+CLUSTER_DIR_DEFAULT="$STATE_DIR/kafka-cluster"
+if ((KAFKA_BROKERS == 1)); then
+    KAFKA_ROOT="${KAFKA_STATE_DIR:-$SINGLE_DIR_DEFAULT}"
+    # Three JVMs share the machine in a cluster: modest heaps.
+    KAFKA_HEAP_OPTS="${KAFKA_HEAP_OPTS:--Xms512m -Xmx1g}"
+else
+    KAFKA_ROOT="${KAFKA_STATE_DIR:-$CLUSTER_DIR_DEFAULT}"
+    KAFKA_HEAP_OPTS="${KAFKA_HEAP_OPTS:--Xms256m -Xmx512m}"
+fi
+CONTROLLER_HEAP_OPTS="${CONTROLLER_HEAP_OPTS:--Xms128m -Xmx256m}"
+# More JVM flags for every node, e.g. -XX:TieredStopAtLevel=1 for test brokers that are
+# restarted often (a third faster to start on 2 cores, slower at full load).
+KAFKA_JVM_OPTS="${KAFKA_JVM_OPTS:-}"
+CONTROLLER_ID=0
 KAFKA_START_TIMEOUT="${KAFKA_START_TIMEOUT:-60}"
 KAFKA_STOP_TIMEOUT="${KAFKA_STOP_TIMEOUT:-30}"
 JAVA="${JAVA_HOME:+$JAVA_HOME/bin/}java"
-# Identifies our broker in /proc/<pid>/cmdline (unique per state dir).
-KAFKA_MARKER="kafka.Kafka $KAFKA_PROPS"
-WHERE="$BIND_HOST:$KAFKA_PORT"
+
+# use_node single|controller|N: point the NODE_* and KAFKA_* globals that the
+# functions below work on at one node (process) of the layout.
+use_node() {
+    NODE=$1
+    case $NODE in
+    single)
+        NODE_NAME=kafka NODE_ROLES=broker,controller NODE_ID=1 NODE_DIR=$KAFKA_ROOT
+        NODE_PORT=$KAFKA_PORT NODE_HEAP=$KAFKA_HEAP_OPTS
+        ;;
+    controller)
+        NODE_NAME=kafka-ctrl NODE_ROLES=controller NODE_ID=$CONTROLLER_ID NODE_DIR=$KAFKA_ROOT/controller
+        NODE_PORT=$KAFKA_CONTROLLER_PORT NODE_HEAP=$CONTROLLER_HEAP_OPTS
+        ;;
+    *)
+        NODE_NAME=kafka-$NODE NODE_ROLES=broker NODE_ID=$NODE NODE_DIR=$KAFKA_ROOT/broker-$NODE
+        NODE_PORT=${KAFKA_PORT_LIST[$((NODE - 1))]} NODE_HEAP=$KAFKA_HEAP_OPTS
+        ;;
+    esac
+    KAFKA_PROPS="$NODE_DIR/server.properties"
+    KAFKA_LOG="$NODE_DIR/broker.log"
+    KAFKA_PID="$NODE_DIR/kafka.pid"
+    # Identifies our process in /proc/<pid>/cmdline (unique per state dir).
+    KAFKA_MARKER="kafka.Kafka $KAFKA_PROPS"
+    WHERE="$BIND_HOST:$NODE_PORT"
+}
+
+# The nodes of the layout, in start order (the controller before its brokers).
+nodes() {
+    if ((KAFKA_BROKERS == 1)); then echo single; else echo controller 1 2 3; fi
+}
 
 write_pom() {
     cat >"$KAFKA_HOME/pom.xml" <<EOF
@@ -86,36 +142,52 @@ do_install() {
 
 # Command-line tools (StorageTool): warnings only, not the broker's config dump.
 kafka_java() {
-    "$JAVA" -Dlog4j.configuration="file:$KAFKA_STATE_DIR/tools-log4j.properties" \
+    "$JAVA" -Dlog4j.configuration="file:$NODE_DIR/tools-log4j.properties" \
         -cp "$KAFKA_LIBS/*" "$@"
+}
+
+# The lines of a node's config that say which ports it uses: a running node of
+# the same state dir started with other ports is not mistaken for the one asked for.
+identity_lines() {
+    case $NODE in
+    single)
+        echo "controller.quorum.voters=1@$BIND_HOST:$KAFKA_CONTROLLER_PORT"
+        echo "listeners=PLAINTEXT://$BIND_HOST:$KAFKA_PORT,CONTROLLER://$BIND_HOST:$KAFKA_CONTROLLER_PORT"
+        ;;
+    controller)
+        echo "controller.quorum.voters=$CONTROLLER_ID@$BIND_HOST:$KAFKA_CONTROLLER_PORT"
+        echo "listeners=CONTROLLER://$BIND_HOST:$KAFKA_CONTROLLER_PORT"
+        ;;
+    *)
+        echo "controller.quorum.voters=$CONTROLLER_ID@$BIND_HOST:$KAFKA_CONTROLLER_PORT"
+        echo "listeners=PLAINTEXT://$BIND_HOST:$NODE_PORT"
+        ;;
+    esac
 }
 
 # (Re)write the config on every start, so edits to this script take effect.
 write_config() {
-    mkdir -p "$KAFKA_STATE_DIR/data"
-    cat >"$KAFKA_PROPS" <<EOF
+    mkdir -p "$NODE_DIR/data"
+    {
+        cat <<EOF
 # Generated by deploy/local/kafka.sh on each start; edit the script, not this.
-process.roles=broker,controller
-node.id=1
-# Static single-voter quorum (works the same on 3.9 and 4.x).
-controller.quorum.voters=1@$BIND_HOST:$KAFKA_CONTROLLER_PORT
+process.roles=$NODE_ROLES
+node.id=$NODE_ID
+# Static quorum of one voter (works the same on 3.9 and 4.x).
+$(identity_lines)
 controller.listener.names=CONTROLLER
-listeners=PLAINTEXT://$BIND_HOST:$KAFKA_PORT,CONTROLLER://$BIND_HOST:$KAFKA_CONTROLLER_PORT
-advertised.listeners=PLAINTEXT://$BIND_HOST:$KAFKA_PORT
-inter.broker.listener.name=PLAINTEXT
 listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
-log.dirs=$KAFKA_STATE_DIR/data
+log.dirs=$NODE_DIR/data
 
 # 2-core box.
 num.network.threads=2
 num.io.threads=4
 num.recovery.threads.per.data.dir=1
-
-# One broker: internal topics cannot have more than one replica.
-offsets.topic.replication.factor=1
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
-min.insync.replicas=1
+EOF
+        if [[ $NODE != controller ]]; then
+            cat <<EOF
+advertised.listeners=PLAINTEXT://$BIND_HOST:$NODE_PORT
+inter.broker.listener.name=PLAINTEXT
 # Consumer groups form immediately (tests would otherwise wait 3 s per group).
 group.initial.rebalance.delay.ms=0
 # Topics are created explicitly (with their partition counts) by the services.
@@ -124,14 +196,46 @@ auto.create.topics.enable=false
 # Upload batches up to 4 MiB plus record-batch overhead.
 message.max.bytes=5242880
 replica.fetch.max.bytes=5242880
+EOF
+        fi
+        if [[ $NODE == single ]]; then
+            cat <<'EOF'
+
+# One broker: internal topics cannot have more than one replica.
+offsets.topic.replication.factor=1
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+min.insync.replicas=1
 
 # Durability: acks=all on a single broker means "in this broker's page cache";
 # the OS flushes later, so a power loss (not a process crash) can lose the
 # last seconds. Good enough for a dev stack.
 EOF
-    # Broker log: everything to stdout, which start redirects into broker.log
-    # (one file that also catches JVM errors printed before log4j starts).
-    cat >"$KAFKA_STATE_DIR/log4j.properties" <<'EOF'
+        else
+            # The controller too: in KRaft it applies the defaults to topics
+            # created without settings of their own.
+            cat <<'EOF'
+
+# Three brokers: the internal topics (consumer offsets, transaction state) keep
+# a copy on each, and an acks=all write needs two copies in sync; the services
+# set the same on their own topics. A replica that was not in sync never becomes
+# leader (no unclean election), so an acknowledged record is never cut off.
+offsets.topic.replication.factor=3
+transaction.state.log.replication.factor=3
+transaction.state.log.min.isr=2
+default.replication.factor=3
+min.insync.replicas=2
+unclean.leader.election.enable=false
+
+# Durability: acks=all means "in the page cache of two brokers at least". The
+# three share one machine here, so a power loss can still lose the last seconds;
+# on three machines it would take two at once.
+EOF
+        fi
+    } >"$KAFKA_PROPS"
+    # Log: everything to stdout, which start redirects into broker.log (one file
+    # that also catches JVM errors printed before log4j starts).
+    cat >"$NODE_DIR/log4j.properties" <<'EOF'
 log4j.rootLogger=INFO, stdout
 log4j.appender.stdout=org.apache.log4j.ConsoleAppender
 log4j.appender.stdout.layout=org.apache.log4j.PatternLayout
@@ -139,7 +243,7 @@ log4j.appender.stdout.layout.ConversionPattern=[%d] %p %m (%c)%n
 log4j.logger.kafka.request.logger=WARN
 log4j.logger.org.apache.kafka.clients.NetworkClient=WARN
 EOF
-    cat >"$KAFKA_STATE_DIR/tools-log4j.properties" <<'EOF'
+    cat >"$NODE_DIR/tools-log4j.properties" <<'EOF'
 log4j.rootLogger=WARN, stderr
 log4j.appender.stderr=org.apache.log4j.ConsoleAppender
 log4j.appender.stderr.Target=System.err
@@ -148,27 +252,29 @@ log4j.appender.stderr.layout.ConversionPattern=[%d] %p %m (%c)%n
 EOF
 }
 
-# Format the log dir once (KRaft needs a cluster id in meta.properties).
+# Format the log dir once (KRaft needs a cluster id in meta.properties); every
+# node of a cluster gets the same id.
 format_storage() {
-    if [[ -f $KAFKA_STATE_DIR/data/meta.properties ]]; then
+    if [[ -f $NODE_DIR/data/meta.properties ]]; then
         return 0
     fi
-    if [[ ! -s $KAFKA_STATE_DIR/cluster.id ]]; then
-        kafka_java kafka.tools.StorageTool random-uuid | tail -n 1 >"$KAFKA_STATE_DIR/cluster.id"
+    if [[ ! -s $KAFKA_ROOT/cluster.id ]]; then
+        kafka_java kafka.tools.StorageTool random-uuid | tail -n 1 >"$KAFKA_ROOT/cluster.id"
     fi
     kafka_java kafka.tools.StorageTool format --ignore-formatted \
-        -t "$(<"$KAFKA_STATE_DIR/cluster.id")" -c "$KAFKA_PROPS"
-    note "formatted $KAFKA_STATE_DIR/data (cluster id $(<"$KAFKA_STATE_DIR/cluster.id"))"
+        -t "$(<"$KAFKA_ROOT/cluster.id")" -c "$KAFKA_PROPS"
+    note "formatted $NODE_DIR/data (cluster id $(<"$KAFKA_ROOT/cluster.id"))"
 }
 
 # Ready = our process is alive, logged "Kafka Server started" since this start
 # (a bound port alone is not enough: the socket opens before requests are
-# served), and accepts connections.
-broker_ready() {
+# served; a broker of a cluster logs it once the controller has let it in), and
+# accepts connections.
+node_ready() {
     local pid=$1 offset=$2
     kill -0 "$pid" 2>/dev/null || return 0 # dead: stop waiting, caller checks
     # (grep without -q: with pipefail, -q exiting early would fail the pipe)
-    tail -c "+$((offset + 1))" "$KAFKA_LOG" | grep 'Kafka Server started' >/dev/null && port_open "$KAFKA_PORT"
+    tail -c "+$((offset + 1))" "$KAFKA_LOG" | grep 'Kafka Server started' >/dev/null && port_open "$NODE_PORT"
 }
 
 # Why a start failed: the first errors of this start (the cause; a JVM stack
@@ -179,83 +285,179 @@ startup_report() {
     log_tail "$KAFKA_LOG" 20
 }
 
-do_start() {
-    local pid offset
+# The two default layouts listen on the same default ports: one at a time.
+refuse_other_layout() {
+    local pid
+    [[ -z ${KAFKA_STATE_DIR:-} ]] || return 0
+    if ((KAFKA_BROKERS == 1)) && kafka_cluster_runs; then
+        die "the 3-broker cluster of $CLUSTER_DIR_DEFAULT runs; stop it first with: $0 stop"
+    fi
+    if ((KAFKA_BROKERS == 3)) &&
+        pid=$(pid_of "$SINGLE_DIR_DEFAULT/kafka.pid" "kafka.Kafka $SINGLE_DIR_DEFAULT/server.properties"); then
+        die "the single broker of $SINGLE_DIR_DEFAULT (pid $pid) runs; stop it first with: TELEMETRY_KAFKA_BROKERS=1 $0 stop"
+    fi
+    return 0
+}
+
+# launch: start the current node unless it runs already. LAUNCHED[node] is where
+# its log stood before this start (await_ready reads only what came after);
+# empty when the node was running already.
+declare -A LAUNCHED=()
+launch() {
+    local pid line
+    LAUNCHED[$NODE]=""
     if pid=$(pid_of "$KAFKA_PID" "$KAFKA_MARKER"); then
         # Same state dir but other ports asked for: don't mistake it for ours.
-        grep -q "^listeners=PLAINTEXT://$BIND_HOST:$KAFKA_PORT,CONTROLLER://$BIND_HOST:$KAFKA_CONTROLLER_PORT\$" "$KAFKA_PROPS" ||
-            die "the broker of $KAFKA_STATE_DIR (pid $pid) runs with other ports ($(grep '^listeners=' "$KAFKA_PROPS")); stop it first or set KAFKA_STATE_DIR"
-        if port_open "$KAFKA_PORT"; then
-            note "already running: pid $pid on $WHERE"
+        while read -r line; do
+            grep -qxF "$line" "$KAFKA_PROPS" ||
+                die "$NODE_NAME of $NODE_DIR (pid $pid) runs with other ports ($(grep -E '^(listeners|controller.quorum.voters)=' "$KAFKA_PROPS" | tr '\n' ' ')); stop it first or set KAFKA_STATE_DIR"
+        done < <(identity_lines)
+        if port_open "$NODE_PORT"; then
+            note "$NODE_NAME already running: pid $pid on $WHERE"
             return 0
         fi
-        die "broker pid $pid is running but $WHERE does not answer; see $KAFKA_LOG or run: $0 stop"
+        die "$NODE_NAME pid $pid is running but $WHERE does not answer; see $KAFKA_LOG or run: $0 stop"
     fi
     rm -f "$KAFKA_PID" # stale
-    require_free_port "$KAFKA_PORT" "kafka listener"
-    require_free_port "$KAFKA_CONTROLLER_PORT" "kafka controller listener"
+    case $NODE in
+    single)
+        require_free_port "$KAFKA_PORT" "kafka listener"
+        require_free_port "$KAFKA_CONTROLLER_PORT" "kafka controller listener"
+        ;;
+    controller) require_free_port "$KAFKA_CONTROLLER_PORT" "kafka controller listener" ;;
+    *) require_free_port "$NODE_PORT" "kafka broker $NODE listener" ;;
+    esac
     write_config
     format_storage
     # Keep the log from growing forever: one generation is kept.
     if [[ -f $KAFKA_LOG ]] && (($(stat -c %s "$KAFKA_LOG") > 50 * 1024 * 1024)); then
         mv -f "$KAFKA_LOG" "$KAFKA_LOG.1"
     fi
-    offset=$(stat -c %s "$KAFKA_LOG" 2>/dev/null || echo 0)
-    # shellcheck disable=SC2086  # KAFKA_HEAP_OPTS is a list of JVM flags
-    spawn "$KAFKA_PID" "$KAFKA_LOG" "$JAVA" $KAFKA_HEAP_OPTS \
+    LAUNCHED[$NODE]=$(stat -c %s "$KAFKA_LOG" 2>/dev/null || echo 0)
+    # shellcheck disable=SC2086  # NODE_HEAP and KAFKA_JVM_OPTS are lists of JVM flags
+    spawn "$KAFKA_PID" "$KAFKA_LOG" "$JAVA" $NODE_HEAP $KAFKA_JVM_OPTS \
         -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:+ExplicitGCInvokesConcurrent \
         -Djava.awt.headless=true \
-        -Dlog4j.configuration="file:$KAFKA_STATE_DIR/log4j.properties" \
+        -Dlog4j.configuration="file:$NODE_DIR/log4j.properties" \
         -cp "$KAFKA_LIBS/*" kafka.Kafka "$KAFKA_PROPS"
+}
+
+# await_ready: wait until the node launch started serves (nothing to do if it
+# was running already).
+await_ready() {
+    local pid offset=${LAUNCHED[$NODE]}
+    [[ -n $offset ]] || return 0
     pid=$(<"$KAFKA_PID")
-    if ! wait_for "$KAFKA_START_TIMEOUT" broker_ready "$pid" "$offset"; then
+    if ! wait_for "$KAFKA_START_TIMEOUT" node_ready "$pid" "$offset"; then
         startup_report "$offset"
-        die "broker (pid $pid) not ready on $WHERE within ${KAFKA_START_TIMEOUT}s; it is left running for inspection, stop it with: $0 stop"
+        die "$NODE_NAME (pid $pid) not ready on $WHERE within ${KAFKA_START_TIMEOUT}s; it is left running for inspection, stop it with: $0 stop"
     fi
     if ! kill -0 "$pid" 2>/dev/null; then
         rm -f "$KAFKA_PID"
         startup_report "$offset"
-        die "broker exited during startup; full log: $KAFKA_LOG"
+        die "$NODE_NAME exited during startup; full log: $KAFKA_LOG"
     fi
-    note "running: pid $pid on $WHERE, log $KAFKA_LOG"
+    LAUNCHED[$NODE]=""
+    note "$NODE_NAME running: pid $pid on $WHERE, log $KAFKA_LOG"
 }
 
-do_stop() {
+# do_start [N]: the whole layout, or broker N of the cluster alone. The
+# controller first; then the brokers start side by side (each JVM takes seconds
+# of CPU to start; waiting for one before launching the next would add them up).
+do_start() {
+    local n only=${1:-}
+    refuse_other_layout
+    if [[ -n $only ]]; then
+        use_node controller
+        pid_of "$KAFKA_PID" "$KAFKA_MARKER" >/dev/null ||
+            die "the cluster's controller is not running; start the whole cluster with: $0 start"
+        use_node "$only"
+        launch
+        await_ready
+        return 0
+    fi
+    for n in $(nodes); do
+        use_node "$n"
+        launch
+        if [[ $n == controller ]]; then await_ready; fi
+    done
+    for n in $(nodes); do
+        use_node "$n"
+        await_ready
+    done
+}
+
+stop_node() {
     local pid
     if ! pid=$(pid_of "$KAFKA_PID" "$KAFKA_MARKER"); then
         rm -f "$KAFKA_PID"
-        note "not running"
+        note "$NODE_NAME not running"
         return 0
     fi
-    stop_pid "$pid" kafka "$KAFKA_STOP_TIMEOUT"
+    stop_pid "$pid" "$NODE_NAME" "$KAFKA_STOP_TIMEOUT"
     rm -f "$KAFKA_PID"
-    note "stopped pid $pid"
+    note "$NODE_NAME stopped pid $pid"
+}
+
+# do_stop [N]: the brokers one after the other (each hands the leadership of its
+# partitions over in a controlled shutdown, which needs the controller), then the
+# controller; or broker N alone.
+do_stop() {
+    local n
+    if [[ -n ${1:-} ]]; then
+        use_node "$1"
+        stop_node
+        return 0
+    fi
+    for n in $(nodes | tr ' ' '\n' | tac); do
+        use_node "$n"
+        stop_node
+    done
 }
 
 do_status() {
-    local pid
-    if ! pid=$(pid_of "$KAFKA_PID" "$KAFKA_MARKER"); then
-        status_line kafka - "$WHERE" stopped "$KAFKA_LOG"
-        return 3
-    fi
-    if port_open "$KAFKA_PORT"; then
-        status_line kafka "$pid" "$WHERE" answers "$KAFKA_LOG"
+    local n pid rc=0
+    for n in $(nodes); do
+        use_node "$n"
+        if ! pid=$(pid_of "$KAFKA_PID" "$KAFKA_MARKER"); then
+            status_line "$NODE_NAME" - "$WHERE" stopped "$KAFKA_LOG"
+            rc=3
+        elif port_open "$NODE_PORT"; then
+            status_line "$NODE_NAME" "$pid" "$WHERE" answers "$KAFKA_LOG"
+        else
+            status_line "$NODE_NAME" "$pid" "$WHERE" NOT-ANSWERING "$KAFKA_LOG"
+            rc=3
+        fi
+    done
+    return "$rc"
+}
+
+# What a start or stop covers, for its step line.
+describe() {
+    if [[ -n ${1:-} ]]; then
+        echo "broker $1 on $BIND_HOST:${KAFKA_PORT_LIST[$(($1 - 1))]}"
+    elif ((KAFKA_BROKERS == 1)); then
+        echo "broker on $BIND_HOST:$KAFKA_PORT"
     else
-        status_line kafka "$pid" "$WHERE" NOT-ANSWERING "$KAFKA_LOG"
-        return 3
+        echo "3 brokers on $KAFKA_BOOTSTRAP, controller on $BIND_HOST:$KAFKA_CONTROLLER_PORT"
     fi
 }
 
+node_arg=${2:-}
+if [[ -n $node_arg ]]; then
+    ((KAFKA_BROKERS == 3)) || die "a broker number is only for the 3-broker cluster (TELEMETRY_KAFKA_BROKERS=3)"
+    [[ $node_arg =~ ^[123]$ ]] || die "the broker number must be 1, 2 or 3, got '$node_arg'"
+fi
 case "${1:-}" in
 install) step "kafka $KAFKA_VERSION: resolve broker jars from Maven Central" do_install ;;
 start)
     step "kafka $KAFKA_VERSION: resolve broker jars from Maven Central" do_install
-    step "kafka: start broker on $WHERE" do_start
+    step "kafka: start $(describe "$node_arg")" do_start "$node_arg"
     ;;
-stop) step "kafka: stop broker on $WHERE" do_stop ;;
+stop) step "kafka: stop $(describe "$node_arg")" do_stop "$node_arg" ;;
 status) do_status ;;
 *)
-    echo "usage: $0 install|start|stop|status" >&2
+    echo "usage: $0 install|start|stop|status, and for the 3-broker cluster: $0 start|stop 1|2|3" >&2
     exit 2
     ;;
 esac

@@ -220,3 +220,48 @@ resolve_maven_classpath() {
     mv "$libs.tmp" "$libs"
     note "resolved $(find "$libs" -name '*.jar' | wc -l) jars into $libs"
 }
+# Kafka: one broker (the default) or, with TELEMETRY_KAFKA_BROKERS=3, a cluster of three
+# brokers and one KRaft controller (deploy/local/kafka.sh says why). The cluster's brokers
+# listen on KAFKA_PORT, +2 and +4 (19092, 19094, 19096), its controller on
+# KAFKA_CONTROLLER_PORT; KAFKA_PORTS="p1 p2 p3" names the three broker ports instead.
+# When TELEMETRY_KAFKA_BROKERS is unset (and KAFKA_STATE_DIR not given), a cluster that
+# runs from this state dir counts as asked for, so status, stop, services.sh, demo and test
+# find it without the variable being repeated.
+kafka_cluster_runs() {
+    local node dir=$STATE_DIR/kafka-cluster
+    for node in controller broker-1 broker-2 broker-3; do
+        pid_of "$dir/$node/kafka.pid" "kafka.Kafka $dir/$node/server.properties" >/dev/null && return 0
+    done
+    return 1
+}
+if [[ -n ${TELEMETRY_KAFKA_BROKERS:-} ]]; then
+    KAFKA_BROKERS=$TELEMETRY_KAFKA_BROKERS
+elif [[ -z ${KAFKA_STATE_DIR:-} ]] && kafka_cluster_runs; then
+    KAFKA_BROKERS=3
+else
+    KAFKA_BROKERS=1
+fi
+if [[ $KAFKA_BROKERS == 1 ]]; then
+    KAFKA_PORTS=$KAFKA_PORT
+elif [[ $KAFKA_BROKERS == 3 ]]; then
+    KAFKA_PORTS="${KAFKA_PORTS:-$KAFKA_PORT $((KAFKA_PORT + 2)) $((KAFKA_PORT + 4))}"
+else
+    echo "ERROR: TELEMETRY_KAFKA_BROKERS must be 1 or 3, got '$KAFKA_BROKERS'" >&2
+    exit 2
+fi
+read -r -a KAFKA_PORT_LIST <<<"$KAFKA_PORTS"
+((${#KAFKA_PORT_LIST[@]} == KAFKA_BROKERS)) ||
+    { echo "ERROR: KAFKA_PORTS must name $KAFKA_BROKERS ports, got '$KAFKA_PORTS'" >&2; exit 2; }
+for _p in "${KAFKA_PORT_LIST[@]}"; do
+    [[ $_p =~ ^[0-9]+$ ]] || { echo "ERROR: KAFKA_PORTS must be port numbers, got '$KAFKA_PORTS'" >&2; exit 2; }
+done
+unset _p
+KAFKA_BOOTSTRAP=$(printf "%s," "${KAFKA_PORT_LIST[@]/#/$BIND_HOST:}")
+KAFKA_BOOTSTRAP=${KAFKA_BOOTSTRAP%,}
+# What the services give their topics: every broker holds a copy, and an acknowledgement
+# (acks=all) needs two of the three copies in sync.
+if ((KAFKA_BROKERS == 1)); then
+    KAFKA_REPLICATION_FACTOR=1 KAFKA_MIN_INSYNC_REPLICAS=1
+else
+    KAFKA_REPLICATION_FACTOR=3 KAFKA_MIN_INSYNC_REPLICAS=2
+fi

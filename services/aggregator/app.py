@@ -20,7 +20,7 @@ from services.aggregator.settings import AggregatorSettings
 from services.aggregator.store import check_time_zone
 from services.storage.database import open_pool
 from services.storage.months import archive_due, archived_cache
-from services.topics import ensure_topics, event_topics
+from services.topics import topic_guard
 from services.web.auth import Authenticator, token_cache
 from services.web.errors import install_error_handlers
 from services.web.instrumentation import InstrumentationMiddleware
@@ -44,15 +44,13 @@ def create_app(settings: AggregatorSettings, registry: CollectorRegistry | None 
         )
         async with pool.acquire() as conn:
             await check_time_zone(conn, settings.timezone)
-        await ensure_topics(
-            settings.kafka_bootstrap,
-            event_topics(
-                settings.events_topic,
-                settings.dead_letter_topic,
-                settings.events_partitions,
-                settings.events_replication_factor,
-            ),
-        )
+        # Creates the missing topics before the consumer subscribes. Topics less durable than
+        # configured do not stop the consumer (reading them loses nothing) but keep /readyz at
+        # 503, re-checked in the background until an operator fixes them.
+        topics = topic_guard(settings, metrics.kafka_topics_below_settings.set)
+        await topics.check()
+        app.state.topics = topics
+        topic_check = None if topics.ok else asyncio.create_task(topics.until_ok(checked=True), name="topic-check")
         tokens = token_cache(pool, settings.cache_refresh_s)
         await tokens.start()
         archived = archived_cache(pool, settings.zone, settings.cache_refresh_s)
@@ -79,6 +77,9 @@ def create_app(settings: AggregatorSettings, registry: CollectorRegistry | None 
             await asyncio.gather(archiver, return_exceptions=True)
             listener.stop()
             await quality.stop()
+            if topic_check is not None:
+                topic_check.cancel()
+                await asyncio.gather(topic_check, return_exceptions=True)
             consumer.stop()
             await asyncio.gather(app.state.consumer_task, return_exceptions=True)
             await tokens.stop()

@@ -75,6 +75,13 @@ class AggregatorMetrics:
             namespace="aggregator",
             registry=registry,
         )
+        self.kafka_topics_below_settings = Gauge(
+            "kafka_topics_below_settings",
+            "1 while the last check found a topic with a lower replication factor or min.insync.replicas "
+            "than the settings (the aggregator then consumes but is not ready), else 0.",
+            namespace="aggregator",
+            registry=registry,
+        )
         # The data-quality gauges per institution (services/aggregator/quality.py) and
         # the health of the task that refreshes them.
         self.quality = QualityGauges(registry)

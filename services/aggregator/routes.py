@@ -239,11 +239,11 @@ async def healthz() -> dict[str, str]:
 @router.get(
     "/readyz",
     tags=["operations"],
-    summary="Database reachable and the consumer running",
+    summary="Database reachable, the consumer running, the topics as durable as configured",
     responses={503: {"description": "Not ready: the same body, saying which part is not"}},
 )
 async def readyz(request: Request) -> JsonResponse:
-    """Readiness: a database round trip and a live consumer task."""
+    """Readiness: a database round trip, a live consumer task, and the topics' replication as configured."""
     state: Any = request.app.state
     try:
         async with state.pool.acquire(timeout=2) as conn:
@@ -253,5 +253,9 @@ async def readyz(request: Request) -> JsonResponse:
         db = False
         del exc
     consuming = state.consumer_task is not None and not state.consumer_task.done()
-    body = {"database": "ok" if db else "unreachable", "consumer": "running" if consuming else "stopped"}
-    return JsonResponse(body, status_code=200 if db and consuming else 503)
+    body = {
+        "database": "ok" if db else "unreachable",
+        "consumer": "running" if consuming else "stopped",
+        "topics": state.topics.describe(),
+    }
+    return JsonResponse(body, status_code=200 if db and consuming and state.topics.ok else 503)

@@ -23,7 +23,7 @@ from services.storage.live import LiveValue
 from services.storage.months import archived_cache
 from services.storage.reference import REFERENCE_CHANNEL, ReferenceSnapshot, load_snapshot
 from services.streams import STREAMS
-from services.topics import ensure_topics, event_topics
+from services.topics import topic_guard
 from services.web.auth import Authenticator, token_cache
 from services.web.errors import install_error_handlers
 from services.web.instrumentation import InstrumentationMiddleware
@@ -63,13 +63,16 @@ def create_app(settings: CollectorSettings, registry: CollectorRegistry | None =
         )
         tokens = token_cache(pool, settings.cache_refresh_s)
         archived = archived_cache(pool, settings.zone, settings.cache_refresh_s)
+        # The producer starts only once the topics are as durable as configured: until then
+        # nothing is acknowledged by a weaker topic (requests go to the spool).
+        topics = topic_guard(settings, metrics.kafka_topics_below_settings.set)
         kafka = KafkaPublisher(
             settings.kafka_bootstrap,
             settings.events_topic,
             settings.publish_timeout_s,
             metrics,
             settings.producer_linger_ms,
-            prepare=lambda: prepare_topics(settings),
+            prepare=topics.until_ok,
             probe_s=settings.kafka_probe_s,
         )
         spool = await asyncio.to_thread(
@@ -83,6 +86,7 @@ def create_app(settings: CollectorSettings, registry: CollectorRegistry | None =
         authenticator = Authenticator(settings.admin_token.get_secret_value(), tokens)
         intake = Intake(metrics, publisher, reference, rate_limiter, settings.retry_after_s, archived)
         app.state.pool = pool
+        app.state.topics = topics
         app.state.reference = reference
         app.state.archived_months = archived
         app.state.authenticator = authenticator
@@ -119,16 +123,3 @@ def create_app(settings: CollectorSettings, registry: CollectorRegistry | None =
     app.add_middleware(InstrumentationMiddleware, metrics=metrics.http)
     app.ingest = ingest
     return app
-
-
-async def prepare_topics(settings: CollectorSettings) -> None:
-    """Make sure the topics exist before serving (idempotent)."""
-    await ensure_topics(
-        settings.kafka_bootstrap,
-        event_topics(
-            settings.events_topic,
-            settings.dead_letter_topic,
-            settings.events_partitions,
-            settings.events_replication_factor,
-        ),
-    )

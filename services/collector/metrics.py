@@ -48,6 +48,13 @@ class CollectorMetrics:
             namespace="collector",
             registry=registry,
         )
+        self.kafka_topics_below_settings = Gauge(
+            "kafka_topics_below_settings",
+            "1 while the last check found a topic with a lower replication factor or min.insync.replicas "
+            "than the settings (the collector then spools and is not ready), else 0.",
+            namespace="collector",
+            registry=registry,
+        )
         self.spool_bytes = Gauge(
             "spool_bytes",
             "Bytes in the local spool waiting to be forwarded to Kafka.",

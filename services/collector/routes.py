@@ -67,11 +67,14 @@ async def healthz() -> dict[str, str]:
 
 @router.get("/readyz", tags=["operations"], summary="The collector can acknowledge events now")
 async def readyz(state: State) -> JsonResponse:
-    """Readiness: reference data loaded, and events can be made durable (Kafka, or room in the spool).
+    """Readiness: reference data loaded, the topics as durable as configured, and events can be
+    made durable (Kafka, or room in the spool).
 
     A broker outage alone does not make the collector unready: acknowledging from the spool
     while Kafka is away is its job, and a load balancer that took every collector out during
-    an outage would leave the spool unused. The body says what each part is doing.
+    an outage would leave the spool unused. Topics less durable than the settings do: that is
+    a configuration to fix before the collector takes traffic (it spools meanwhile, and writes
+    nothing to them). The body says what each part is doing.
     """
     publisher = state.publisher
     kafka = await publisher.kafka.ready()
@@ -79,12 +82,14 @@ async def readyz(state: State) -> JsonResponse:
     reference = state.reference.value.version is not None
     body = {
         "kafka": "ok" if kafka else "unreachable",
+        "topics": state.topics.describe(),
         "spooling": publisher.spooling,
         "spool_has_room": room,
         "spool_forwarder": "running" if publisher.forwarder_running else "restarting",
         "reference_version": state.reference.value.version,
     }
-    return JsonResponse(body, status_code=200 if reference and (kafka or room) else 503)
+    ready = reference and state.topics.ok and (kafka or room)
+    return JsonResponse(body, status_code=200 if ready else 503)
 
 
 @router.get("/metrics", tags=["operations"], summary="Prometheus metrics", response_class=PlainTextResponse)

@@ -2,10 +2,10 @@
 `202`, the exact check, and the gates that hold an aggregator at a chosen point of its batch.
 
 Nothing here is a mock. The collector and the aggregators run as `python -m services.<name>`
-processes, so a signal hits the real thing; a spare broker and a throwaway PostgreSQL cluster
-are started through the project's own `deploy/local/kafka.sh` and `postgres.sh` on free
-loopback ports and state folders of their own, so stopping them never touches the shared
-stack. This module is not a test module (pytest does not collect it) and does not import
+processes, so a signal hits the real thing; a spare broker (or a three-broker cluster) and a
+throwaway PostgreSQL cluster are started through the project's own `deploy/local/kafka.sh` and
+`postgres.sh` on free loopback ports and state folders of their own, so stopping them never
+touches the shared stack. This module is not a test module (pytest does not collect it) and does not import
 pytest: the soak (`python -m tests.faults.soak`) runs it outside pytest.
 
 Every wait is bounded and fails with `HarnessError` saying what it waited for.
@@ -26,7 +26,7 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -38,6 +38,9 @@ from zoneinfo import ZoneInfo
 import asyncpg
 import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from aiokafka.errors import KafkaError
 from aiokafka.partitioner import DefaultPartitioner
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -235,12 +238,23 @@ class Service:
 
     def close(self) -> None:
         """Cleanup for `finally`: make sure this generation is gone (SIGKILL if it must)."""
+        self.ask_to_stop()
+        self.reap()
+
+    def ask_to_stop(self) -> None:
+        """SIGCONT (a paused process could not exit) and SIGTERM, if this generation still runs."""
         proc = self.proc
         if proc is None or proc.poll() is not None:
             return
         with contextlib.suppress(ProcessLookupError):
             proc.send_signal(signal.SIGCONT)
             proc.send_signal(signal.SIGTERM)
+
+    def reap(self) -> None:
+        """Wait up to 30 s for this generation to exit after ask_to_stop, then SIGKILL it."""
+        proc = self.proc
+        if proc is None:
+            return
         try:
             proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
@@ -395,8 +409,12 @@ class Pipeline:
 
     def close(self) -> None:
         """Stop every process still running (SIGCONT first, so a paused one can exit)."""
-        for service in [*self.aggregators.values(), self.collector]:
-            service.close()
+        services = [*self.aggregators.values(), self.collector]
+        # All at once: each takes seconds to shut down cleanly.
+        for service in services:
+            service.ask_to_stop()
+        for service in services:
+            service.reap()
 
     def consumer_crashes(self) -> list[Path]:
         """Aggregator logs saying the consume loop died (the process would stay up consuming nothing)."""
@@ -406,9 +424,11 @@ class Pipeline:
 # -- spare broker and throwaway PostgreSQL ------------------------------------------------------
 
 
-def _run_script(script: str, action: str, env: dict[str, str], timeout_s: float = 180) -> None:
+def _run_script(
+    script: str, action: str, env: dict[str, str], timeout_s: float = 180, args: list[str] | None = None
+) -> None:
     done = subprocess.run(
-        [str(REPO / "deploy/local" / script), action],
+        [str(REPO / "deploy/local" / script), action, *(args or [])],
         env=env,
         capture_output=True,
         text=True,
@@ -417,6 +437,42 @@ def _run_script(script: str, action: str, env: dict[str, str], timeout_s: float 
     )
     if done.returncode != 0:
         raise HarnessError(f"{script} {action} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+
+
+def _kafka_env(root: Path, state_dir: Path, **settings: str) -> dict[str, str]:
+    """kafka.sh's environment for brokers of our own: their state folder, the script's step logs
+    under `root` (not the shared stack's `.state/`), modest heaps, and `settings` (ports, count)."""
+    return {
+        **os.environ,
+        "TELEMETRY_STATE_DIR": str(root / "state"),
+        "KAFKA_STATE_DIR": str(state_dir),
+        "KAFKA_HEAP_OPTS": "-Xms256m -Xmx512m",
+        **settings,
+    }
+
+
+def _kill_ours(pid_file: Path, state_dir: Path) -> None:
+    """SIGKILL the broker whose pid file this is (after checking that its command line is ours)
+    and wait until it is gone."""
+    _wait_gone(_send_kill(pid_file, state_dir))
+
+
+def _send_kill(pid_file: Path, state_dir: Path) -> int:
+    pid = int(pid_file.read_text().strip())
+    cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
+    if str(state_dir).encode() not in cmdline:
+        raise HarnessError(f"pid {pid} is not our spare broker: {cmdline[:200]!r}")
+    os.kill(pid, signal.SIGKILL)
+    return pid
+
+
+def _wait_gone(pid: int) -> None:
+    # A killed JVM takes a second or two to give its memory back and leave /proc.
+    for _ in range(100):
+        if not Path(f"/proc/{pid}").exists():
+            return
+        time.sleep(0.1)
+    raise HarnessError(f"spare broker pid {pid} did not die")
 
 
 class SpareBroker:
@@ -431,14 +487,13 @@ class SpareBroker:
         port, controller = free_port(), free_port()
         self.bootstrap = f"127.0.0.1:{port}"
         self.state_dir = root / "kafka"
-        self._env = {
-            **os.environ,
-            "TELEMETRY_STATE_DIR": str(root / "state"),
-            "KAFKA_PORT": str(port),
-            "KAFKA_CONTROLLER_PORT": str(controller),
-            "KAFKA_STATE_DIR": str(self.state_dir),
-            "KAFKA_HEAP_OPTS": "-Xms256m -Xmx512m",
-        }
+        self._env = _kafka_env(
+            root,
+            self.state_dir,
+            TELEMETRY_KAFKA_BROKERS="1",
+            KAFKA_PORT=str(port),
+            KAFKA_CONTROLLER_PORT=str(controller),
+        )
 
     def start(self) -> None:
         """Start and wait until it serves requests."""
@@ -450,16 +505,152 @@ class SpareBroker:
 
     def kill(self) -> None:
         """SIGKILL the broker process (ours: its pid file is in our state folder)."""
-        pid = int((self.state_dir / "kafka.pid").read_text().strip())
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
-        if str(self.state_dir).encode() not in cmdline:
-            raise HarnessError(f"pid {pid} is not our spare broker: {cmdline[:200]!r}")
-        os.kill(pid, signal.SIGKILL)
-        for _ in range(100):
-            if not Path(f"/proc/{pid}").exists():
-                return
-            time.sleep(0.1)
-        raise HarnessError(f"spare broker pid {pid} did not die")
+        _kill_ours(self.state_dir / "kafka.pid", self.state_dir)
+
+
+BROKERS = (1, 2, 3)
+# The services' settings on the cluster, as deploy/local/services.sh gives them with
+# TELEMETRY_KAFKA_BROKERS=3; a shorter publish timeout sends requests to the spool sooner.
+CLUSTER_SERVICE_ENV = {
+    "TELEMETRY_EVENTS_REPLICATION_FACTOR": "3",
+    "TELEMETRY_EVENTS_MIN_INSYNC_REPLICAS": "2",
+    "TELEMETRY_PUBLISH_TIMEOUT_S": "3",
+}
+
+
+class SpareCluster:
+    """Three brokers and a KRaft controller of our own (deploy/local/kafka.sh with
+    TELEMETRY_KAFKA_BROKERS=3), on free ports, in a state folder of our own.
+
+    Brokers are numbered 1-3 as their node ids; each can be stopped (SIGTERM: a controlled
+    shutdown that hands its leaderships over), killed (SIGKILL) and started alone, while the
+    controller keeps running, as in a cluster whose controller quorum is healthy.
+    """
+
+    def __init__(self, root: Path, quick_start: bool = False) -> None:
+        """`quick_start`: JVMs without the optimising compiler, which start a third faster on two
+        cores (for tests that restart brokers; the soak keeps the JVM's default)."""
+        self.root = root
+        self.ports = {n: free_port() for n in BROKERS}
+        self.bootstrap = ",".join(f"127.0.0.1:{self.ports[n]}" for n in BROKERS)
+        self.state_dir = root / "kafka-cluster"
+        self._env = _kafka_env(
+            root,
+            self.state_dir,
+            TELEMETRY_KAFKA_BROKERS="3",
+            KAFKA_PORTS=" ".join(str(self.ports[n]) for n in BROKERS),
+            KAFKA_CONTROLLER_PORT=str(free_port()),
+            KAFKA_JVM_OPTS="-XX:TieredStopAtLevel=1" if quick_start else "",
+        )
+
+    def start(self) -> None:
+        """Start the controller and every broker not running; wait until they serve requests."""
+        _run_script("kafka.sh", "start", self._env)
+
+    def stop(self) -> None:
+        """Stop the brokers (controlled shutdown), then the controller."""
+        _run_script("kafka.sh", "stop", self._env)
+
+    def remove(self) -> None:
+        """Cleanup of a cluster nobody will use again: SIGKILL the brokers and the controller (a
+        controlled shutdown takes seconds each and keeps nothing we need), then kafka.sh stop
+        for whatever is left (and to check that nothing is)."""
+        killed = []
+        for node in [*(f"broker-{n}" for n in BROKERS), "controller"]:
+            with contextlib.suppress(FileNotFoundError, ProcessLookupError, ValueError, HarnessError):
+                killed.append(_send_kill(self.state_dir / node / "kafka.pid", self.state_dir))
+        for pid in killed:
+            _wait_gone(pid)
+        self.stop()
+
+    def start_broker(self, n: int) -> None:
+        """Start broker n (a no-op if it runs) and wait until it serves requests."""
+        _run_script("kafka.sh", "start", self._env, args=[str(n)])
+
+    def stop_broker(self, n: int) -> None:
+        """SIGTERM broker n (controlled shutdown) and wait until it is gone."""
+        _run_script("kafka.sh", "stop", self._env, args=[str(n)])
+
+    def kill_broker(self, n: int) -> None:
+        """SIGKILL broker n: no controlled shutdown, its leaderships move when its session expires."""
+        _kill_ours(self.state_dir / f"broker-{n}" / "kafka.pid", self.state_dir)
+
+    def broker_log(self, n: int) -> Path:
+        """Broker n's log."""
+        return self.state_dir / f"broker-{n}" / "broker.log"
+
+    @contextlib.asynccontextmanager
+    async def _admin(self) -> AsyncIterator[AIOKafkaAdminClient]:
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap, request_timeout_ms=10_000)
+        try:
+            await admin.start()
+            yield admin
+        finally:
+            await admin.close()
+
+    async def partitions(self, topic: str) -> list[dict[str, Any]]:
+        """The topic's partitions from fresh metadata: partition, leader (-1: none), replicas, isr."""
+        async with self._admin() as admin:
+            (described,) = await admin.describe_topics([topic])
+        return sorted(described["partitions"], key=lambda p: int(p["partition"]))
+
+    async def create_topic(self, name: str, partitions: int, replication: int, config: dict[str, str]) -> None:
+        """Create a topic the way someone else might have, before the services start."""
+        async with self._admin() as admin:
+            response = await admin.create_topics([NewTopic(name, partitions, replication, topic_configs=config)])
+        errors = [row for row in response.to_object()["topic_errors"] if row["error_code"]]
+        if errors:
+            raise HarnessError(f"topic {name} not created: {errors}")
+
+    async def topic_config(self, name: str, key: str) -> tuple[str, int]:
+        """A topic's effective value of `key` and its DescribeConfigs source (1: the topic's own setting)."""
+        async with self._admin() as admin:
+            responses = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, name, {key: None})])
+        for response in responses:
+            for resource in response.to_object()["resources"]:
+                for entry in resource["config_entries"]:
+                    if entry["config_names"] == key:
+                        return str(entry["config_value"]), int(entry["config_source"])
+        raise HarnessError(f"no {key} for topic {name}")
+
+    async def set_topic_config(self, name: str, config: dict[str, str]) -> None:
+        """Replace the topic's own settings with `config` (AlterConfigs), as an operator fixing it would."""
+        async with self._admin() as admin:
+            responses = await admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, name, config)])
+        errors = [r for resp in responses for r in resp.to_object()["resources"] if r["error_code"]]
+        if errors:
+            raise HarnessError(f"topic {name} not altered: {errors}")
+
+    async def listed(self, topic: str, partitions: int, timeout_s: float = 30) -> list[dict[str, Any]]:
+        """The topic's partitions once the metadata lists all of them (a broker may answer before a
+        new topic's metadata has reached it)."""
+        found: list[dict[str, Any]] = []
+
+        async def complete() -> bool:
+            found[:] = await self.partitions(topic)
+            return len(found) == partitions
+
+        await wait_until(complete, f"the {partitions} partitions of {topic} in the metadata", timeout_s, 0.2)
+        return found
+
+    async def leaders(self, topic: str) -> dict[int, int]:
+        """Partition -> node id of its leader (-1 while it has none)."""
+        return {int(p["partition"]): int(p["leader"]) for p in await self.partitions(topic)}
+
+    async def wait_in_sync(self, topics: list[str], timeout_s: float = 90) -> float:
+        """Seconds until every partition of the topics has a leader and all its replicas in sync."""
+
+        async def in_sync() -> bool:
+            try:
+                for topic in topics:
+                    parts = await self.partitions(topic)
+                    if not parts or any(p["leader"] < 0 or sorted(p["isr"]) != sorted(p["replicas"]) for p in parts):
+                        return False
+            except KafkaError:
+                return False
+            return True
+
+        return await wait_until(in_sync, f"every replica of {topics} in sync", timeout_s, every_s=0.5)
 
 
 class ThrowawayPostgres:
@@ -935,6 +1126,9 @@ class CheckResult:
     institutions: list[InstitutionRow]
     acknowledged: int
     counted: int
+    lost: int = 0  # acknowledged, not in event_keys
+    unexpected: int = 0  # in event_keys, never acknowledged
+    duplicates: int = 0  # events the rollups count beyond the distinct ones stored (twice-counted)
 
     def assert_exact(self) -> None:
         """Raise with the first differences unless acknowledged == counted everywhere."""
@@ -1045,7 +1239,26 @@ async def check_exact(conn: asyncpg.Connection, load: Load, zone: ZoneInfo = PLA
                 sum((v[1] for k, v in got_kiosk.items() if k[0] == org), Decimal("0.00")),
             )
         )
-    return CheckResult(out, institutions, len(acked), len(stored))
+    rollup_events = sum(v[2] for v in got_daily.values()) + sum(v[0] for v in got_kiosk.values())
+    return CheckResult(
+        out, institutions, len(acked), len(stored), len(missing), len(extra), rollup_events - len(stored)
+    )
+
+
+async def finish_exact(p: Pipeline, load: Load, db: asyncpg.Connection, *, drain_s: float = 120) -> CheckResult:
+    """Stop the load, let the backlog drain by itself, then the exact check and the health of every consumer."""
+    await load.stop()
+    await wait_drained(db, load, timeout_s=drain_s)
+    # A late duplicate or replay would show up after the counts first match: look again.
+    await asyncio.sleep(1.0)
+    result = await check_exact(db, load)
+    result.assert_exact()
+    if p.consumer_crashes():
+        raise HarnessError(f"a consume loop died: {p.consumer_crashes()}")
+    for service in p.aggregators.values():
+        if service.alive() and not await service.ready():
+            raise HarnessError(f"{service.name} not ready at the end:\n{service.log_tail()}")
+    return result
 
 
 # -- Kafka offsets ------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """A bounded soak: steady load for a few minutes with one fault of each kind, then the exact check.
 
     .venv/bin/python -m tests.faults.soak --minutes 3 [--rate 1000] [--pg-down-s 60] [--pause-s 15]
+    .venv/bin/python -m tests.faults.soak --cluster --minutes 6 [--rate 1000] [--broker-down-s 30] [--two-down-s 60]
 
 Everything runs on loopback in processes of its own: a spare broker (deploy/local/kafka.sh on
 free ports), a throwaway PostgreSQL cluster (deploy/local/postgres.sh, under /var/tmp), one
@@ -12,6 +13,17 @@ the load runs, five faults are injected one after the other, evenly spread over 
 - aggregator SIGKILL, restarted at once;
 - aggregator SIGSTOP for --pause-s (past the group's session timeout), then SIGCONT;
 - PostgreSQL stopped like a crash (`pg_ctl stop -m immediate`), down for --pg-down-s.
+
+With --cluster the broker is a three-broker cluster of its own (deploy/local/kafka.sh with
+TELEMETRY_KAFKA_BROKERS=3), the topics have replication factor 3 and min.insync.replicas 2,
+three aggregators share the consumer group, and the faults are the cluster's:
+
+- leader SIGKILL: the broker leading most partitions of the events topic, down for
+  --broker-down-s, then started again and back in sync;
+- two of three brokers SIGKILLed, down for --two-down-s (Kafka cannot acknowledge: the
+  collector acknowledges from its spool), then started again and back in sync;
+- a rolling restart: each broker stopped and started, the next once all replicas are in sync;
+- aggregator SIGKILL, not restarted; later another one: the last carries all partitions.
 
 For each fault the table gives when it was injected, how long the component was away, the
 events acknowledged meanwhile, and the recovery time: from the moment the component is back
@@ -42,17 +54,21 @@ from pathlib import Path
 import asyncpg
 
 from tests.faults.harness import (
+    BROKERS,
+    CLUSTER_SERVICE_ENV,
     CheckResult,
     EventKey,
     HarnessError,
     Load,
     Pipeline,
     SpareBroker,
+    SpareCluster,
     ThrowawayPostgres,
     check_exact,
     log_dir_for,
     migrate_database,
     wait_drained,
+    wait_until,
 )
 
 RECOVERY_LIMIT_S = 600.0
@@ -69,6 +85,7 @@ class FaultRun:
     acknowledged_until_back: int
     of_them_counted: int  # when the recovery was declared: all of them
     recovery_s: float
+    spooled: int | None  # events answered from the spool meanwhile, resends included (None: collector restarted)
 
 
 class Confirmations:
@@ -133,7 +150,7 @@ class Soak:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
         self.root = Path(tempfile.mkdtemp(prefix="telemetry-soak-"))
-        self.broker = SpareBroker(self.root)
+        self.broker: SpareBroker | SpareCluster = SpareCluster(self.root) if args.cluster else SpareBroker(self.root)
         self.pg = ThrowawayPostgres()
         self.pipeline = Pipeline(
             database_url=self.pg.url,
@@ -142,8 +159,9 @@ class Soak:
             dead_letter_topic="soak.events.dead-letter",
             consumer_group="soak-aggregator",
             admin_token="soak-" + secrets.token_urlsafe(24),
-            log_dir=log_dir_for("soak"),
+            log_dir=log_dir_for("soak-cluster" if args.cluster else "soak"),
             spool_dir=self.root / "collector-spool",
+            extra_env=CLUSTER_SERVICE_ENV if args.cluster else {},
         )
         self.load = Load(self.pipeline.collector.url, self.pipeline.headers, events_per_s=args.rate, seed=7)
         self.confirmations = Confirmations(self.pg.url, self.load)
@@ -161,8 +179,60 @@ class Soak:
 
     async def broker_restart(self) -> None:
         """SIGKILL the broker (no controlled shutdown, log recovery at start), then start it."""
+        assert isinstance(self.broker, SpareBroker)
         await asyncio.to_thread(self.broker.kill)
         await asyncio.to_thread(self.broker.start)
+
+    @property
+    def cluster(self) -> SpareCluster:
+        """The cluster of a --cluster run."""
+        assert isinstance(self.broker, SpareCluster)
+        return self.broker
+
+    async def _back_in_sync(self, *brokers: int) -> None:
+        """Start the brokers again and wait until every replica of the topics is in sync."""
+        for n in brokers:
+            await asyncio.to_thread(self.cluster.start_broker, n)
+        topics = [self.pipeline.events_topic, self.pipeline.dead_letter_topic, "__consumer_offsets"]
+        await self.cluster.wait_in_sync(topics, timeout_s=RECOVERY_LIMIT_S)
+
+    async def leader_kill(self) -> None:
+        """SIGKILL the broker leading most partitions of the events topic; keep it down; start it."""
+        leaders = await self.cluster.leaders(self.pipeline.events_topic)
+        victim = max(BROKERS, key=lambda n: sum(1 for leader in leaders.values() if leader == n))
+        self.say(f"broker {victim} leads partitions {sorted(p for p, n in leaders.items() if n == victim)}")
+        await asyncio.to_thread(self.cluster.kill_broker, victim)
+        await asyncio.sleep(self.args.broker_down_s)
+        await self._back_in_sync(victim)
+
+    async def two_brokers_down(self) -> None:
+        """SIGKILL brokers 2 and 3: one replica in sync, fewer than min.insync.replicas; then both back."""
+        for n in (2, 3):
+            await asyncio.to_thread(self.cluster.kill_broker, n)
+        await asyncio.sleep(self.args.two_down_s)
+        await self._back_in_sync(2, 3)
+
+    async def rolling_restart(self) -> None:
+        """Each broker stopped (controlled shutdown) and started, the next once all replicas are in sync."""
+        for n in BROKERS:
+            await asyncio.to_thread(self.cluster.stop_broker, n)
+            await self._back_in_sync(n)
+
+    def aggregator_kill_for_good(self, name: str) -> Callable[[], Awaitable[None]]:
+        """SIGKILL aggregator `name`, not restarted: the group gives its partitions to the others."""
+
+        async def kill() -> None:
+            victim = self.pipeline.aggregator(name)
+            await victim.kill()
+            survivors = [s for s in self.pipeline.aggregators.values() if s.alive()]
+
+            async def taken_over() -> bool:
+                owned = sorted(p for s in survivors for p in s.assigned_partitions())
+                return owned == list(range(6))
+
+            await wait_until(taken_over, f"the partitions of {name} given to the others", RECOVERY_LIMIT_S, 0.5)
+
+        return kill
 
     async def collector_kill(self) -> None:
         """SIGKILL the collector mid-load, restart it (its spool folder stays)."""
@@ -195,10 +265,13 @@ class Soak:
         load = self.load
         injected = time.monotonic()
         acknowledged_before = load.acknowledged_count
+        spooled_before, collector_generation = await self._spooled()
         self.say(f"{name}: injected")
         await fault()
         healed = time.monotonic()
         acknowledged = load.acknowledged_count
+        spooled_after, same_collector = await self._spooled()
+        spooled = spooled_after - spooled_before if same_collector == collector_generation else None
         self.say(f"{name}: back after {healed - injected:.1f}s; {acknowledged} acknowledged so far")
         while True:
             reachable = await self.confirmations.refresh()
@@ -219,8 +292,15 @@ class Soak:
                 acknowledged,
                 acknowledged - self.confirmations.pending_since(healed),
                 recovered - healed,
+                spooled,
             )
         )
+
+    async def _spooled(self) -> tuple[int, int]:
+        """The collector's count of events acknowledged from its spool, and its generation."""
+        collector = self.pipeline.collector
+        total = (await collector.metrics("collector_spooled_events_total"))["collector_spooled_events_total"]
+        return int(total), collector.generation
 
     async def confirm_in_background(self) -> None:
         """Keep the pending keys few between faults (each lookup is then small)."""
@@ -237,7 +317,7 @@ class Soak:
         await asyncio.to_thread(self.broker.start)
         await asyncio.to_thread(self.pg.start)
         await migrate_database(self.pg.url)
-        await self.pipeline.start("a", "b")
+        await self.pipeline.start(*(("a", "b", "c") if args.cluster else ("a", "b")))
         self.started = time.monotonic()
         self.load.start()
         faults: list[tuple[str, Callable[[], Awaitable[None]]]] = [
@@ -247,6 +327,14 @@ class Soak:
             (f"aggregator SIGSTOP {args.pause_s:.0f}s + SIGCONT", self.aggregator_pause),
             (f"PostgreSQL immediate stop, down {args.pg_down_s:.0f}s", self.postgres_restart),
         ]
+        if args.cluster:
+            faults = [
+                (f"leader SIGKILL, down {args.broker_down_s:.0f}s + restart", self.leader_kill),
+                (f"brokers 2 and 3 SIGKILL, down {args.two_down_s:.0f}s + restart", self.two_brokers_down),
+                ("rolling restart of the 3 brokers", self.rolling_restart),
+                ("aggregator a SIGKILL (of 3)", self.aggregator_kill_for_good("a")),
+                ("aggregator b SIGKILL (of 2)", self.aggregator_kill_for_good("b")),
+            ]
         duration = args.minutes * 60
         # Evenly spread, each after the previous one has recovered; steady load in between.
         spacing = duration / (len(faults) + 1)
@@ -293,21 +381,25 @@ class Soak:
             f"{load.retries} retried); answers: {dict(sorted(load.answers.items()))}",
             "",
             "| fault | injected at | away for | acknowledged while away "
-            "| acknowledged until back / of them counted | recovery |",
-            "|---|---:|---:|---:|---:|---:|",
+            "| spooled meanwhile | acknowledged until back / of them counted | lost | recovery |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for run in self.runs:
+            spooled = "–" if run.spooled is None else str(run.spooled)
             lines.append(
                 f"| {run.name} | {run.injected_at_s:.0f} s | {run.away_s:.1f} s | {run.acknowledged_meanwhile} "
-                f"| {run.acknowledged_until_back} / {run.of_them_counted} | {run.recovery_s:.1f} s |"
+                f"| {spooled} | {run.acknowledged_until_back} / {run.of_them_counted} "
+                f"| {run.acknowledged_until_back - run.of_them_counted} | {run.recovery_s:.1f} s |"
             )
         worst = max(self.runs, key=lambda r: r.recovery_s)
         verdict = "exact" if not result.mismatches else f"{len(result.mismatches)} DIFFERENCES"
         lines += [
-            f"| **end of run** | {self.elapsed:.0f} s | | | **{result.acknowledged} / {result.counted}** "
-            f"| worst {worst.recovery_s:.1f} s ({worst.name}) |",
+            f"| **end of run** | {self.elapsed:.0f} s | | | | **{result.acknowledged} / {result.counted}** "
+            f"| **{result.lost}** | worst {worst.recovery_s:.1f} s ({worst.name}) |",
             "",
-            f"Check against event_keys, raw tables and rollups: **{verdict}**.",
+            f"Check against event_keys, raw tables and rollups: **{verdict}**; {result.lost} acknowledged events "
+            f"lost, {result.unexpected} counted that were never acknowledged, {result.duplicates} counted twice "
+            "(events in the rollups beyond the distinct events stored).",
             "",
             "| institution | uploads acknowledged / counted | records acknowledged / counted "
             "| kiosk acknowledged / counted | amount acknowledged / counted |",
@@ -331,6 +423,16 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--rate", type=float, default=1000.0, help="events per second offered (default 1000)")
     parser.add_argument("--pg-down-s", type=float, default=60.0, help="how long PostgreSQL stays down (default 60)")
     parser.add_argument("--pause-s", type=float, default=15.0, help="how long an aggregator is frozen (default 15)")
+    parser.add_argument("--cluster", action="store_true", help="the three-broker cluster and its faults")
+    parser.add_argument(
+        "--broker-down-s",
+        type=float,
+        default=30.0,
+        help="--cluster: how long the killed leader stays down (default 30)",
+    )
+    parser.add_argument(
+        "--two-down-s", type=float, default=60.0, help="--cluster: how long two brokers stay down (default 60)"
+    )
     return parser.parse_args(argv)
 
 

@@ -40,11 +40,10 @@ from tests.faults.harness import (
     Pipeline,
     Service,
     ThrowawayPostgres,
-    check_exact,
+    finish_exact,
     log_dir_for,
     migrate_database,
     precreate_offsets,
-    wait_drained,
     wait_until,
 )
 from tests.fixtures.stack import ADMIN_TOKEN, StackConfig
@@ -102,19 +101,6 @@ def own_postgres() -> Iterator[ThrowawayPostgres]:
         yield pg
     finally:
         pg.remove()
-
-
-async def _finish(p: Pipeline, load: Load, db: asyncpg.Connection, *, drain_s: float = 120) -> None:
-    """Stop the load, let the backlog drain by itself, then the exact check and the health of every consumer."""
-    await load.stop()
-    await wait_drained(db, load, timeout_s=drain_s)
-    # A late duplicate or replay would show up after the counts first match: look again.
-    await asyncio.sleep(1.0)
-    (await check_exact(db, load)).assert_exact()
-    assert not p.consumer_crashes(), f"a consume loop died: {p.consumer_crashes()}"
-    for service in p.aggregators.values():
-        if service.alive():
-            assert await service.ready(), f"{service.name} not ready at the end:\n{service.log_tail()}"
 
 
 def _load(p: Pipeline) -> Load:
@@ -182,7 +168,7 @@ async def test_aggregator_killed_before_during_and_after_its_database_commit(
         ]
         * KILL_ROUNDS
     )
-    await _finish(pipeline, load, db)
+    await finish_exact(pipeline, load, db)
 
 
 async def test_second_aggregator_joins_and_leaves_during_load(
@@ -240,7 +226,7 @@ async def test_second_aggregator_joins_and_leaves_during_load(
     await leaving.wait_ready()
     await asyncio.sleep(3)
     await leaving.terminate()
-    await _finish(pipeline, load, db)
+    await finish_exact(pipeline, load, db)
 
 
 async def test_paused_aggregator_wakes_after_its_partitions_moved_and_does_not_apply_its_batch(
@@ -300,7 +286,7 @@ async def test_paused_aggregator_wakes_after_its_partitions_moved_and_does_not_a
         assert after[applied] == before[applied], (before, after)
     finally:
         await offsets.stop()
-    await _finish(pipeline, load, db)
+    await finish_exact(pipeline, load, db)
 
 
 async def test_postgres_down_for_a_while_and_stopped_mid_transaction(
@@ -341,7 +327,7 @@ async def test_postgres_down_for_a_while_and_stopped_mid_transaction(
             assert await gates.xact_status(held.xid) == "aborted"
         await db.close()
         db = await asyncpg.connect(own_postgres.url)
-        await _finish(p, load, db)
+        await finish_exact(p, load, db)
     finally:
         p.close()
         await gates.close()
@@ -416,4 +402,4 @@ async def test_sigterm_drains_in_flight_requests_and_batches(
     await collector.wait_clean_exit(45)
     collector.start()
     await collector.wait_ready()
-    await _finish(pipeline, load, db)
+    await finish_exact(pipeline, load, db)

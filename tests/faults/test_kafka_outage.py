@@ -47,6 +47,7 @@ class Broker:
         self.bootstrap = f"127.0.0.1:{port}"
         self._env = {
             **os.environ,
+            "TELEMETRY_KAFKA_BROKERS": "1",  # a single broker even where the cluster is asked for
             "KAFKA_PORT": str(port),
             "KAFKA_CONTROLLER_PORT": str(controller_port),
             "KAFKA_STATE_DIR": str(state_dir),
@@ -139,6 +140,7 @@ async def test_broker_outage_is_spooled_then_forwarded_and_counted_once(
         assert readiness.status_code == 200
         assert readiness.json() | {"reference_version": None} == {
             "kafka": "unreachable",
+            "topics": "ok",  # checked when the collector connected, before the outage
             "spooling": True,
             "spool_has_room": True,
             "spool_forwarder": "running",
