@@ -50,6 +50,14 @@ def _once(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return list(first.values())
 
 
+def _days_in(month: str) -> int:
+    first = datetime.strptime(f"{month}-01", "%Y-%m-%d")
+    following = (
+        first.replace(year=first.year + 1, month=1) if first.month == 12 else first.replace(month=first.month + 1)
+    )
+    return (following - first).days
+
+
 def _rate(numerator: int, denominator: int) -> float | None:
     return numerator / denominator if denominator else None
 
@@ -66,6 +74,7 @@ def _expected_uploads(uploads: list[dict[str, Any]], month: str, kind: str) -> l
         declared = {d["table_code"] for d in REFERENCE["declarations"] if d["org_code"] == org}
         row: dict[str, Any] = {"org_code": org, "name": inst["name"], "kind": kind, "month": month}
         records = documents = outpatient = discharges = 0
+        flaws = {"incomplete_records": 0, "nonconforming_records": 0, "unlinked_records": 0}
         days: set[object] = set()
         tables: set[str] = set()
         cumulative = dict.fromkeys(EHR.values(), 0)
@@ -84,6 +93,8 @@ def _expected_uploads(uploads: list[dict[str, Any]], month: str, kind: str) -> l
                 continue
             records += counted
             documents += e.get("document_count", 0)
+            for name in flaws:
+                flaws[name] += e.get(name, 0)
             days.add(uploaded.date())
             tables.add(e["table_code"])
             outpatient += counted if category[e["table_code"]] == "outpatient_visit" else 0
@@ -103,6 +114,10 @@ def _expected_uploads(uploads: list[dict[str, Any]], month: str, kind: str) -> l
             "discharges": discharges,
             **cumulative,
             "conformance_rate": _rate(low, high),
+            "completeness_rate": _rate(records - flaws["incomplete_records"], records),
+            "conformity_rate": _rate(records - flaws["nonconforming_records"], records),
+            "linkage_rate": _rate(records - flaws["unlinked_records"], records),
+            "continuity_rate": _rate(len(days), _days_in(month)) if records else None,
         }
         rows.append(row)
     return sorted(rows, key=lambda r: (-r["records_uploaded"], r["org_code"]))
@@ -177,6 +192,8 @@ async def test_every_metric_matches_the_contract_definitions(
     # The stream must exercise what the definitions distinguish, or the comparison proves little.
     april = _expected_uploads(unique_uploads, "2020-04", "district")
     assert all(r["records_uploaded"] and r["conformance_rate"] is not None for r in april)
+    assert all(0 < r["completeness_rate"] < 1 and 0 < r["linkage_rate"] < 1 for r in april)
+    assert any(r["continuity_rate"] == 1 for r in april) or any(0 < r["continuity_rate"] < 1 for r in april)
     assert any(e["record_count"] == 0 for e in unique_uploads)
     assert len(unique_uploads) < len(uploads) and len(unique_kiosk) < len(payments)
 

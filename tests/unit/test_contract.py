@@ -42,6 +42,14 @@ UPLOAD_CASES: list[tuple[dict[str, Any], bool]] = [
     (upload(event_id="ok.id:with-chars_1"), True),
     (upload(unknown="x"), False),
     ({k: v for k, v in upload().items() if k != "table_code"}, False),
+    # Revision 2's data-quality counts: optional, 0 <= n <= 10,000,000 (and <= record_count, below).
+    (upload(incomplete_records=0, nonconforming_records=3, unlinked_records=10), True),
+    (upload(record_count=10_000_000, incomplete_records=10_000_000), True),
+    (upload(incomplete_records=-1), False),
+    (upload(nonconforming_records=1.5), False),
+    (upload(unlinked_records="2"), False),
+    (upload(unlinked_records=None), False),
+    (upload(record_count=10_000_001, incomplete_records=10_000_001), False),
 ]
 
 KIOSK_CASES: list[tuple[dict[str, Any], bool]] = [
@@ -88,6 +96,19 @@ def test_problems_name_index_field_and_reason() -> None:
     _, problems = STREAMS["upload"].validate([upload(), upload(record_count=-1, mode="x"), "not an object"])
     assert {(p.index, p.field) for p in problems} == {(1, "record_count"), (1, "mode"), (2, "(event)")}
     assert all(p.reason for p in problems)
+
+
+@pytest.mark.parametrize("name", ["incomplete_records", "nonconforming_records", "unlinked_records"])
+def test_a_quality_count_above_the_records_is_refused_on_its_field(name: str) -> None:
+    # JSON Schema cannot compare two fields, so only the model says this (schemas/ says it in prose).
+    assert schema_validator("upload-event.schema.json").is_valid(upload(record_count=10, **{name: 11}))
+    _, problems = STREAMS["upload"].validate(
+        [upload(record_count=10, **{name: 10}), upload(record_count=10, **{name: 11})]
+    )
+    assert [(p.index, p.field) for p in problems] == [(1, name)]
+    # An invalid record_count is reported alone, not again through the count that depends on it.
+    _, problems = STREAMS["upload"].validate([upload(record_count=-1, **{name: 5})])
+    assert [p.field for p in problems] == ["record_count"]
 
 
 # --- the field types' fast paths (services.contract.models._fast_path) ----------------------

@@ -13,10 +13,14 @@ from services.streams.uploads.model import Mode, UploadEvent
 _SUMS = (("records", "bigint"), ("documents", "bigint"), ("events", "bigint"))
 UPLOAD_DAILY = RollupTable("upload_daily", (("org_code", "text"), ("day", "date")), _SUMS)
 """Per institution and day of uploaded_at: upload days and the missing-upload alert."""
+_QUALITY_SUMS = (("incomplete", "bigint"), ("nonconforming", "bigint"), ("unlinked", "bigint"))
 UPLOAD_MONTHLY_TABLES = RollupTable(
-    "upload_monthly_tables", (("org_code", "text"), ("month", "date"), ("table_code", "text")), _SUMS
+    "upload_monthly_tables",
+    (("org_code", "text"), ("month", "date"), ("table_code", "text")),
+    _SUMS + _QUALITY_SUMS,
 )
-"""Per institution, month of uploaded_at and table: records, documents, tables, categories, EHR cumulatives."""
+"""Per institution, month of uploaded_at and table: records, documents, tables, categories, EHR
+cumulatives, and the data-quality counts (completeness, conformity and linkage rates)."""
 CONFORMANCE_DAILY = RollupTable(
     "conformance_daily",
     (("org_code", "text"), ("table_code", "text"), ("business_date", "date")),
@@ -44,6 +48,12 @@ def fold(events: Sequence[ConsumedEvent[UploadEvent]], zone: tzinfo, into: Delta
         event = consumed.event
         org, count = event.org_code, event.record_count
         records, documents = (count, event.document_count) if count > 0 else (0, 0)
+        # Each is at most record_count (the model's rule), so an event without records adds 0.
+        incomplete, nonconforming, unlinked = (
+            event.incomplete_records,
+            event.nonconforming_records,
+            event.unlinked_records,
+        )
         day = event.uploaded_at.astimezone(zone).date()
         key: tuple[object, ...] = (org, day)
         row = daily.get(key)
@@ -56,11 +66,14 @@ def fold(events: Sequence[ConsumedEvent[UploadEvent]], zone: tzinfo, into: Delta
         key = (org, day.replace(day=1), event.table_code)
         row = monthly.get(key)
         if row is None:
-            monthly[key] = [records, documents, 1]
+            monthly[key] = [records, documents, 1, incomplete, nonconforming, unlinked]
         else:
             row[0] += records
             row[1] += documents
             row[2] += 1
+            row[3] += incomplete
+            row[4] += nonconforming
+            row[5] += unlinked
         key = (org, event.table_code, event.business_date)
         row = conformance.get(key)
         if row is None:

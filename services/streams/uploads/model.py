@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator
 
 from services.contract.models import Code, ContractDate, ContractEvent, Count, InstitutionKind, Timestamp
 
@@ -26,6 +26,23 @@ class UploadEvent(ContractEvent):
     uploaded_at: Timestamp
     record_count: Count
     document_count: Count = 0
+    incomplete_records: Count = 0
+    """Records missing required items (完整性, 缺项少项); at most `record_count` (Revision 2)."""
+    nonconforming_records: Count = 0
+    """Records whose codes or formats break the standard (规范性); at most `record_count`."""
+    unlinked_records: Count = 0
+    """Records not linked to their patient or parent record (关联性); at most `record_count`."""
+
+    @field_validator("incomplete_records", "nonconforming_records", "unlinked_records")
+    @classmethod
+    def _at_most_the_records(cls, value: int, info: ValidationInfo) -> int:
+        # A rule across fields that JSON Schema cannot state (schemas/ says so in prose): a field
+        # validator, so the 422 names the quality count. `record_count` comes first in field
+        # order; when it is itself invalid, only its own problem is reported.
+        records = info.data.get("record_count")
+        if records is not None and value > records:
+            raise ValueError(f"must be at most record_count ({records}), got {value}")
+        return value
 
 
 class UploadReportRow(BaseModel):
@@ -51,6 +68,14 @@ class UploadReportRow(BaseModel):
     ehr_hypertension_cumulative: int
     ehr_diabetes_cumulative: int
     conformance_rate: float | None
+    completeness_rate: float | None = None
+    """1 − Σ incomplete_records / records_uploaded (null without records)."""
+    conformity_rate: float | None = None
+    """1 − Σ nonconforming_records / records_uploaded (null without records)."""
+    linkage_rate: float | None = None
+    """1 − Σ unlinked_records / records_uploaded (null without records)."""
+    continuity_rate: float | None = None
+    """upload_days / days in the month (null without records)."""
 
 
 class MissingUploadRow(BaseModel):

@@ -15,6 +15,9 @@ COLUMNS = (
     "business_date",
     "record_count",
     "document_count",
+    "incomplete_records",
+    "nonconforming_records",
+    "unlinked_records",
     *ORIGIN_COLUMNS,
 )
 
@@ -24,6 +27,7 @@ def line(event: UploadEvent, received_at: str, partition: int, offset: int) -> s
     return (
         f"{timestamp_text(event.uploaded_at)}\t{event.org_code}\t{event.event_id}\t{event.table_code}\t"
         f"{event.mode.value}\t{event.business_date.isoformat()}\t{event.record_count}\t{event.document_count}\t"
+        f"{event.incomplete_records}\t{event.nonconforming_records}\t{event.unlinked_records}\t"
         f"{received_at}\t{partition}\t{offset}\n"
     )
 
@@ -40,6 +44,9 @@ def event_of_row(row: Row) -> UploadEvent:
         uploaded_at=row["uploaded_at"],
         record_count=row["record_count"],
         document_count=row["document_count"],
+        incomplete_records=row["incomplete_records"],
+        nonconforming_records=row["nonconforming_records"],
+        unlinked_records=row["unlinked_records"],
     )
 
 

@@ -8,6 +8,7 @@ the command line all call `uploads_report`.
 
 from __future__ import annotations
 
+import calendar
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
@@ -41,6 +42,14 @@ class MonthInputs:
     ehr_cumulative: dict[TableCategory, int] = field(default_factory=dict)
     conformance_low: int = 0
     conformance_high: int = 0
+    incomplete: int = 0
+    nonconforming: int = 0
+    unlinked: int = 0
+
+
+def complement_rate(flawed: int, records: int) -> float | None:
+    """1 − flawed / records, None without records (completeness, conformity, linkage)."""
+    return rate(records - flawed, records)
 
 
 def upload_row(inst: Institution, month: date, inputs: MonthInputs, ref: ReferenceView) -> UploadReportRow:
@@ -68,6 +77,13 @@ def upload_row(inst: Institution, month: date, inputs: MonthInputs, ref: Referen
         ehr_hypertension_cumulative=inputs.ehr_cumulative.get(TableCategory.EHR_HYPERTENSION, 0),
         ehr_diabetes_cumulative=inputs.ehr_cumulative.get(TableCategory.EHR_DIABETES, 0),
         conformance_rate=rate(inputs.conformance_low, inputs.conformance_high),
+        completeness_rate=complement_rate(inputs.incomplete, inputs.records),
+        conformity_rate=complement_rate(inputs.nonconforming, inputs.records),
+        linkage_rate=complement_rate(inputs.unlinked, inputs.records),
+        # Null without records like the other three (the contract's "null when records_uploaded = 0").
+        continuity_rate=(
+            rate(inputs.upload_days, calendar.monthrange(month.year, month.month)[1]) if inputs.records else None
+        ),
     )
 
 
@@ -90,7 +106,8 @@ def inputs_from_deltas(deltas: Deltas, month: date, categories: Mapping[str, Tab
     for (org, day), (records, _, _) in deltas.tables.get(UPLOAD_DAILY.name, {}).items():
         if month_of(day) == month and records > 0:
             out.setdefault(org, MonthInputs()).upload_days += 1
-    for (org, table_month, table), (records, documents, _) in deltas.tables.get(UPLOAD_MONTHLY_TABLES.name, {}).items():
+    for (org, table_month, table), values in deltas.tables.get(UPLOAD_MONTHLY_TABLES.name, {}).items():
+        records, documents, _, incomplete, nonconforming, unlinked = values
         category = categories.get(table, TableCategory.OTHER)
         if table_month <= month and category in EHR:
             inputs = out.setdefault(org, MonthInputs())
@@ -100,6 +117,9 @@ def inputs_from_deltas(deltas: Deltas, month: date, categories: Mapping[str, Tab
         inputs = out.setdefault(org, MonthInputs())
         inputs.records += records
         inputs.documents += documents
+        inputs.incomplete += incomplete
+        inputs.nonconforming += nonconforming
+        inputs.unlinked += unlinked
         if records > 0:
             inputs.uploaded_tables.add(table)
         inputs.category_records[category] = inputs.category_records.get(category, 0) + records
@@ -119,11 +139,16 @@ async def month_inputs(conn: Connection, month: date, ref: ReferenceView) -> dic
     end = next_month(month)
     out: dict[str, MonthInputs] = {}
     for row in await conn.fetch(
-        "SELECT org_code, table_code, records, documents FROM upload_monthly_tables WHERE month = $1", month
+        """SELECT org_code, table_code, records, documents, incomplete, nonconforming, unlinked
+           FROM upload_monthly_tables WHERE month = $1""",
+        month,
     ):
         inputs = out.setdefault(row["org_code"], MonthInputs())
         inputs.records += row["records"]
         inputs.documents += row["documents"]
+        inputs.incomplete += row["incomplete"]
+        inputs.nonconforming += row["nonconforming"]
+        inputs.unlinked += row["unlinked"]
         if row["records"] > 0:
             inputs.uploaded_tables.add(row["table_code"])
         category = ref.table_category.get(row["table_code"], TableCategory.OTHER)

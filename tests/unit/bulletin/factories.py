@@ -36,6 +36,10 @@ def upload_row(org_code: str = "D1", **fields: Any) -> UploadReportRow:
         "ehr_hypertension_cumulative": 0,
         "ehr_diabetes_cumulative": 0,
         "conformance_rate": 0.99,
+        "completeness_rate": 0.98,
+        "conformity_rate": 0.975,
+        "linkage_rate": 0.9,
+        "continuity_rate": 1.0,
     }
     values.update(fields)
     return UploadReportRow(**values)

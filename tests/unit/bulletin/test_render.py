@@ -35,6 +35,10 @@ def test_tables_come_in_the_bulletins_order_with_its_columns() -> None:
         "出院信息上传人次",
         "健康档案累计上传总量",
         "符合率",
+        "完整性",
+        "规范性",
+        "关联性",
+        "连续性",
         "基本信息",
         "高血压",
         "糖尿病",
@@ -53,9 +57,39 @@ def test_cells_carry_the_report_figures() -> None:
     page = parse(render())
     districts = table_rows(page, "district-uploads")
     assert [r.attrs["data-org-code"] for r in districts] == ["D1", "D2"]
-    assert districts[0].cells == ["D1区", "3/5", "3", "5,000", "30", "400", "20", "0", "0", "0", "99.00%"]
+    assert districts[0].cells == [
+        "D1区",
+        "3/5",
+        "3",
+        "5,000",
+        "30",
+        "400",
+        "20",
+        "0",
+        "0",
+        "0",
+        "99.00%",
+        "98.00%",
+        "97.50%",
+        "90.00%",
+        "100.00%",
+    ]
     hospitals = table_rows(page, "hospital-uploads")
-    assert hospitals[0].cells == ["丙医院", "未反馈/5", "3", "10", "700", "30", "400", "20", "99.00%"]
+    assert hospitals[0].cells == [
+        "丙医院",
+        "未反馈/5",
+        "3",
+        "10",
+        "700",
+        "30",
+        "400",
+        "20",
+        "99.00%",
+        "98.00%",
+        "97.50%",
+        "90.00%",
+        "100.00%",
+    ]
     kiosks = table_rows(page, "kiosk-usage")
     assert [r.attrs.get("data-group") for r in kiosks] == ["hospital", "district", "district", "total"]
     assert kiosks[0].cells == ["丙医院", "2", "3", "30.00", "1", "185,976,917.64"]

@@ -1,0 +1,17 @@
+-- The data-quality counts of upload events (issue 11, contract Revision 2 "Upload events:
+-- data-quality counts"): completeness (缺项少项), conformity (不规范) and linkage (关联性差).
+-- Optional on the wire with default 0, so every stored event and rollup row starts at 0:
+-- events stored before this migration carried none, and a v1 client sends none.
+-- A constant default and no CHECK keep this a catalogue change: no scan or rewrite of the
+-- hypertable's chunks. The bounds (0 <= n <= record_count) are the contract model's, checked
+-- by the collector and again by the aggregator before anything is stored.
+ALTER TABLE upload_events
+    ADD COLUMN incomplete_records    bigint NOT NULL DEFAULT 0,
+    ADD COLUMN nonconforming_records bigint NOT NULL DEFAULT 0,
+    ADD COLUMN unlinked_records      bigint NOT NULL DEFAULT 0;
+
+-- Monthly sums per institution and table, beside records (the rates' denominator).
+ALTER TABLE upload_monthly_tables
+    ADD COLUMN incomplete    bigint NOT NULL DEFAULT 0,
+    ADD COLUMN nonconforming bigint NOT NULL DEFAULT 0,
+    ADD COLUMN unlinked      bigint NOT NULL DEFAULT 0;
