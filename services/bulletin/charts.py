@@ -15,7 +15,7 @@ from datetime import date
 
 from markupsafe import Markup, escape
 
-from services.bulletin import fmt
+from services.reports import fmt
 
 FONT = "'Noto Sans CJK SC','Noto Sans SC','Source Han Sans SC','WenQuanYi Micro Hei',sans-serif"
 INK = "#1f2933"

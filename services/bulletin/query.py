@@ -10,9 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
-from services.bulletin.appointments import AppointmentSection, load_appointment_section
-from services.bulletin.problems import InstitutionDetail
 from services.contract.models import InstitutionKind
+from services.quality.appointments import AppointmentSection, load_appointment_section
+from services.quality.problems import InstitutionDetail
 from services.reports.common import next_month
 from services.storage.connection import Connection
 from services.streams.hotline.report import HotlineInputs, hotline_bulletin_inputs

@@ -24,34 +24,19 @@ from datetime import date
 
 from markupsafe import Markup
 
-from services.bulletin import charts, fmt
-from services.bulletin.problems import InstitutionProblems, Problem
-from services.contract.models import InstitutionKind, InstitutionLevel, Region, RemotePlatform
+from services.bulletin import charts
+from services.contract.models import InstitutionLevel, Region, RemotePlatform
+from services.reports import fmt
 from services.storage.reference import ReferenceSnapshot
 from services.streams.remote_uploads.model import MAIN_COUNT, PLATFORM_COUNTS, RemotePlatformFigures
-from services.streams.remote_uploads.report import RemoteMonth, remote_report, unconnected_uploads
+from services.streams.remote_uploads.report import RemoteMonth, remote_report
+from services.streams.remote_uploads.wording import COUNT_WORDS, PLATFORM_NAMES, counts_text
 
-PLATFORM_NAMES: Mapping[RemotePlatform, str] = {
-    RemotePlatform.CONSULTATION: "远程医学会诊平台",
-    RemotePlatform.ECG: "远程心电监测诊断平台",
-    RemotePlatform.LAB: "远程临检诊断平台",
-    RemotePlatform.IMAGING: "远程影像诊断平台",
-}
 _SHORT: Mapping[RemotePlatform, str] = {
     RemotePlatform.CONSULTATION: "远程会诊",
     RemotePlatform.ECG: "心电",
     RemotePlatform.LAB: "临检",
     RemotePlatform.IMAGING: "影像",
-}
-# What one of a platform's counts is called, and its measure word.
-_COUNT_WORDS: Mapping[tuple[RemotePlatform, str], tuple[str, str]] = {
-    (RemotePlatform.CONSULTATION, "consultations"): ("会诊", "次"),
-    (RemotePlatform.ECG, "cases"): ("心电病例", "份"),
-    (RemotePlatform.ECG, "consultations"): ("会诊", "例"),
-    (RemotePlatform.LAB, "reports"): ("检验报告", "份"),
-    (RemotePlatform.LAB, "specimens"): ("标本", "份"),
-    (RemotePlatform.IMAGING, "reports"): ("影像报告", "份"),
-    (RemotePlatform.IMAGING, "images"): ("图像", "份"),
 }
 # The printed paragraphs. {city}, {area}, {month} and {city_names} are words; every other
 # placeholder is a figure: a field of the report's platform object or a sum of its rows (_derived).
@@ -201,7 +186,7 @@ def _paragraph(figures: RemotePlatformFigures, words: Mapping[str, str]) -> list
 
 
 def _top_sentence(figures: RemotePlatformFigures, month: int) -> list[Piece]:
-    unit = _COUNT_WORDS[(figures.platform, MAIN_COUNT[figures.platform])][1]
+    unit = COUNT_WORDS[(figures.platform, MAIN_COUNT[figures.platform])][1]
     top = figures.top_uploaders
     if not top:
         return [Piece(f"{month}月无数据上传。")]
@@ -217,16 +202,9 @@ def _top_sentence(figures: RemotePlatformFigures, month: int) -> list[Piece]:
     return [*pieces, Piece("。")]
 
 
-def _counts_text(platform: RemotePlatform, counts: Mapping[str, int]) -> str:
-    return "、".join(
-        f"{_COUNT_WORDS[(platform, key)][0]} {fmt.integer(counts[key])} {_COUNT_WORDS[(platform, key)][1]}"
-        for key in PLATFORM_COUNTS[platform]
-    )
-
-
 def _charts(platforms: Sequence[RemotePlatformFigures]) -> dict[str, Markup]:
     volumes = [
-        charts.Bar(f"{_SHORT[p.platform]} {_COUNT_WORDS[(p.platform, key)][0]}", value, fmt.integer(value))
+        charts.Bar(f"{_SHORT[p.platform]} {COUNT_WORDS[(p.platform, key)][0]}", value, fmt.integer(value))
         for p in platforms
         for key in PLATFORM_COUNTS[p.platform]
         # Images run to millions, a scale on which every other bar would vanish; they are in the text.
@@ -263,7 +241,7 @@ def remote_section(data: RemoteMonth) -> RemoteSection:
         OwnRow(
             PLATFORM_NAMES[p.platform],
             p.connected > 0,
-            _counts_text(p.platform, {key: getattr(p, key) for key in PLATFORM_COUNTS[p.platform]}),
+            counts_text(p.platform, {key: getattr(p, key) for key in PLATFORM_COUNTS[p.platform]}),
         )
         for p in report.platforms
     )
@@ -274,22 +252,3 @@ def remote_section(data: RemoteMonth) -> RemoteSection:
         own=own,
         charts=_charts(report.platforms),
     )
-
-
-def remote_problems(data: RemoteMonth) -> list[InstitutionProblems]:
-    """Per institution, its uploads to each platform on days it was not connected (counted all the same)."""
-    by_org: dict[str, list[Problem]] = {}
-    for found in unconnected_uploads(data):
-        by_org.setdefault(found.org_code, []).append(
-            Problem(
-                "unconnected_remote_upload",
-                f"{PLATFORM_NAMES[found.platform]}：未接入期间上传 {fmt.integer(found.uploads)} 次"
-                f"（{_counts_text(found.platform, found.counts)}），已计入",
-                tuple(fmt.day_ranges(found.days)),
-            )
-        )
-    out = []
-    for org, problems in by_org.items():
-        kind = data.ref.kind_of(org) or InstitutionKind.OTHER
-        out.append(InstitutionProblems(org, data.names.get(org, org), kind, tuple(problems)))
-    return out

@@ -21,10 +21,15 @@ from zoneinfo import ZoneInfo
 import jinja2
 from markupsafe import Markup
 
-from services.bulletin import charts, fmt
-from services.bulletin.appointments import appointment_problems, channel_mix_chart
-from services.bulletin.hotline import hotline_problems, hotline_view
-from services.bulletin.problems import (
+from services.bulletin import charts
+from services.bulletin.appointments import channel_mix_chart
+from services.bulletin.hotline import hotline_view
+from services.bulletin.query import BulletinData
+from services.bulletin.remote_platforms import remote_section
+from services.contract.models import InstitutionKind
+from services.quality.appointments import appointment_problems
+from services.quality.hotline import hotline_problems
+from services.quality.problems import (
     KIND_LABELS,
     InstitutionDetail,
     InstitutionProblems,
@@ -35,9 +40,8 @@ from services.bulletin.problems import (
     problem_counts,
     with_problems,
 )
-from services.bulletin.query import BulletinData
-from services.bulletin.remote_platforms import remote_problems, remote_section
-from services.contract.models import InstitutionKind
+from services.quality.remote import remote_problems
+from services.reports import fmt
 from services.streams.kiosk.model import KioskReportRow
 from services.streams.uploads.model import UploadReportRow
 

@@ -6,9 +6,9 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from services.bulletin.problems import InstitutionDetail
 from services.bulletin.query import BulletinData
 from services.contract.models import InstitutionKind
+from services.quality.problems import InstitutionDetail
 from services.streams.kiosk.model import KioskReportRow
 from services.streams.uploads.model import UploadReportRow
 

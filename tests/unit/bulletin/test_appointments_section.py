@@ -11,10 +11,10 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from services.bulletin import charts
-from services.bulletin.appointments import AppointmentSection, appointment_problems
-from services.bulletin.problems import InstitutionProblems, Problem, month_span, with_problems
 from services.bulletin.render import render_html
 from services.contract.models import InstitutionKind
+from services.quality.appointments import AppointmentSection, appointment_problems
+from services.quality.problems import InstitutionProblems, Problem, month_span, with_problems
 from services.streams.appointments.model import (
     AppointmentReport,
     AppointmentRow,

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from services.bulletin import fmt
+from services.reports import fmt
 
 
 def test_amounts_are_printed_from_the_exact_decimal() -> None:

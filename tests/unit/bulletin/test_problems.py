@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from services.bulletin.problems import (
+from services.quality.problems import (
     InstitutionDetail,
     InstitutionProblems,
     ProblemKind,

@@ -7,9 +7,9 @@ from datetime import datetime
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from services.bulletin.problems import InstitutionDetail
 from services.bulletin.render import render_html
 from services.contract.models import InstitutionKind
+from services.quality.problems import InstitutionDetail
 from tests.unit.bulletin.factories import bulletin_data, every_day, full_detail, kiosk_row, upload_row
 from tests.unit.bulletin.page import header_labels, parse, problems, table_rows
 

@@ -28,8 +28,8 @@ from decimal import Decimal
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
-from services.bulletin import fmt
 from services.contract.models import InstitutionKind
+from services.reports import fmt
 from services.streams.kiosk.model import KioskReportRow
 from services.streams.uploads.model import UploadReportRow
 
