@@ -24,23 +24,19 @@ from markupsafe import Markup
 from services.bulletin import charts
 from services.bulletin.appointments import channel_mix_chart
 from services.bulletin.hotline import hotline_view
-from services.bulletin.query import BulletinData
 from services.bulletin.remote_platforms import remote_section
 from services.contract.models import InstitutionKind
-from services.quality.appointments import appointment_problems
-from services.quality.hotline import hotline_problems
+from services.quality.checks import run_checks, span_of
+from services.quality.month import QualityMonth
 from services.quality.problems import (
     KIND_LABELS,
     InstitutionDetail,
     InstitutionProblems,
     MonthSpan,
     ProblemKind,
-    find_problems,
-    month_span,
     problem_counts,
-    with_problems,
 )
-from services.quality.remote import remote_problems
+from services.quality.settings import Thresholds
 from services.reports import fmt
 from services.streams.kiosk.model import KioskReportRow
 from services.streams.uploads.model import UploadReportRow
@@ -71,16 +67,21 @@ def _environment() -> jinja2.Environment:
     return env
 
 
-def render_html(data: BulletinData, *, now: datetime, zone: ZoneInfo, conformance_threshold: float) -> str:
-    """The whole page for `data`; `now` (aware) decides which days of the month are over."""
-    span = month_span(data.month, now, zone)
-    uploads = [*data.districts, *data.hospitals]
-    found = find_problems(uploads, data.kiosks, data.details, data.table_names, span, conformance_threshold)
-    found = with_problems(found, hotline_problems(data.hotline, span))
-    if data.appointments is not None:
-        found = with_problems(found, appointment_problems(data.appointments, span))
-    if data.remote is not None:
-        found = with_problems(found, remote_problems(data.remote))
+def render_html(
+    data: QualityMonth,
+    *,
+    now: datetime,
+    zone: ZoneInfo,
+    conformance_threshold: float,
+    thresholds: Thresholds | None = None,
+) -> str:
+    """The whole page for `data`; `now` (aware) decides which days of the month are over.
+
+    The problem lists are `run_checks`'s, the same findings as `GET /v1/reports/quality`;
+    `thresholds` default to the contract's, with `conformance_threshold`.
+    """
+    span = span_of(data, now, zone)
+    found = run_checks(data, span, thresholds or Thresholds(conformance_threshold=conformance_threshold))
     month_label = f"{data.month.year}年{data.month.month}月"
     scope = "全部接入单位 all institutions"
     if data.org_code is not None:
@@ -115,7 +116,7 @@ def render_html(data: BulletinData, *, now: datetime, zone: ZoneInfo, conformanc
     )
 
 
-def _summary(data: BulletinData, span: MonthSpan, found: Sequence[InstitutionProblems]) -> list[tuple[str, str, str]]:
+def _summary(data: QualityMonth, span: MonthSpan, found: Sequence[InstitutionProblems]) -> list[tuple[str, str, str]]:
     uploads = [*data.districts, *data.hospitals]
     payments = sum((r.payment_amount for r in data.kiosks if r.group != "total"), Decimal("0.00"))
     return [
@@ -151,7 +152,7 @@ def _upload_charts(rows: Sequence[UploadReportRow], threshold: float, who: str) 
     }
 
 
-def _charts(data: BulletinData, span: MonthSpan, threshold: float) -> dict[str, Markup]:
+def _charts(data: QualityMonth, span: MonthSpan, threshold: float) -> dict[str, Markup]:
     out: dict[str, Markup] = {}
     for prefix, rows, who in (("district", data.districts, "区"), ("hospital", data.hospitals, "医院")):
         out.update({f"{prefix}_{k}": v for k, v in _upload_charts(rows, threshold, who).items()})

@@ -9,9 +9,9 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from services.bulletin import output, pdf
-from services.bulletin.query import load_bulletin_data
 from services.bulletin.render import render_html
 from services.bulletin.settings import BulletinSettings
+from services.quality.month import load_quality_month
 from services.storage.connection import Connection
 
 
@@ -40,7 +40,7 @@ async def bulletin_html(
     now: datetime | None = None,
 ) -> str:
     """The month's bulletin page; an institution (`org_code`) gets only its own rows and problems."""
-    data = await load_bulletin_data(conn, month, org_code)
+    data = await load_quality_month(conn, month, org_code)
     return render_html(
         data,
         now=now or datetime.now(zone),

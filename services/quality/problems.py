@@ -1,21 +1,30 @@
-"""Each institution's problem list, from the month's report rows and a little detail (pure, no I/O).
+"""The data-quality checks' catalogue and the upload and kiosk checks (pure, no I/O).
+
+One implementation under every reader: the quality report (`GET /v1/reports/quality`,
+services/quality/report.py), the bulletin's problem lists and the scorecard all read the
+`Problem`s that services/quality/checks.py `run_checks` finds. Each check has a code (the
+contract's where it names one), a severity (`problem`: a figure that is wrong or missing;
+`warning`: one worth a look), a sentence (`detail`) and the figures behind it.
 
 The report rows are the ones `GET /v1/reports/uploads` and `/kiosks` serve, so a figure in a
-problem is the figure in the tables above it. The detail (`InstitutionDetail`) adds what the
-rows only count: which declared tables are missing and on which days nothing arrived.
+problem is the figure in the tables. The detail (`InstitutionDetail`) adds what the rows only
+count: which tables were declared and uploaded, and the records of each day.
 
-Checks, in the order an institution's list shows them:
+The checks of this module, in the order an institution's list shows them:
 
 - `not_declared`: the institution declared no tables (未反馈), so its declared coverage is unknown;
 - `declared_not_uploaded`: declared tables without a record this month, each named;
+- `undeclared_uploads`: records of tables the institution has not declared;
 - `no_uploads` / `days_without_uploads`: days of the month, already over in the platform time
-  zone, on which no records arrived;
+  zone, on which no records arrived; `flatline`: active earlier, then silent for the last
+  `flatline_days` or more days over (an institution's uploads, or one of its kiosks);
 - `low_conformance`: real-time and scheduled channels agree less than the threshold;
-- contradictions, figures that cannot all be true at once (`CONTRADICTION_CHECKS`);
-- `unconnected_remote_upload`: uploads to a remote-medicine platform on days the institution was
-  not connected to it (`remote_platforms.py`; any kind of institution, added by `with_problems`).
-- `bookings_*`: what the appointments section shows that needs a look (services/bulletin/
-  appointments.py finds them; `with_problems` adds them to the lists).
+- contradictions, figures that cannot all be true at once (`CONTRADICTION_CHECKS`), among them
+  `amount_without_count` (a kiosk amount without transactions, or transactions without amount)
+  and `identical_figures` (services/quality/identical.py).
+
+The other streams' checks are in their own modules (hotline.py, appointments.py, remote.py,
+trends.py, cross_stream.py) and reach the lists through `with_problems`.
 """
 
 from __future__ import annotations
@@ -24,14 +33,11 @@ import calendar
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from decimal import Decimal
 from enum import StrEnum
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 from services.contract.models import InstitutionKind
-from services.reports import fmt
-from services.streams.kiosk.model import KioskReportRow
-from services.streams.uploads.model import UploadReportRow
 
 
 class ProblemKind(StrEnum):
@@ -39,150 +45,189 @@ class ProblemKind(StrEnum):
 
     NOT_DECLARED = "not_declared"
     DECLARED_NOT_UPLOADED = "declared_not_uploaded"
+    UNDECLARED_UPLOADS = "undeclared_uploads"
     DAYS_WITHOUT_UPLOADS = "days_without_uploads"
     LOW_CONFORMANCE = "low_conformance"
     CONTRADICTION = "contradiction"
     VOLUME_CHANGE = "volume_change"
     UNCONNECTED_REMOTE_UPLOAD = "unconnected_remote_upload"
     BOOKINGS = "bookings"
+    CROSS_STREAM = "cross_stream"
 
 
 KIND_LABELS: Mapping[ProblemKind, tuple[str, str]] = {
     ProblemKind.NOT_DECLARED: ("未反馈申明上传表", "no tables declared"),
     ProblemKind.DECLARED_NOT_UPLOADED: ("申明但未上传的表", "declared tables not uploaded"),
+    ProblemKind.UNDECLARED_UPLOADS: ("上传了未申明的表", "uploads of tables not declared"),
     ProblemKind.DAYS_WITHOUT_UPLOADS: ("无数据上传的日期", "days without uploads"),
     ProblemKind.LOW_CONFORMANCE: ("实时与定时数据符合率偏低", "low real-time/scheduled conformance"),
     ProblemKind.CONTRADICTION: ("相互矛盾的数字", "figures that contradict each other"),
     ProblemKind.VOLUME_CHANGE: ("与前几个月相比异常的数量", "figures far off the months before"),
     ProblemKind.UNCONNECTED_REMOTE_UPLOAD: ("未接入远程医疗平台时的上传", "remote uploads while not connected"),
     ProblemKind.BOOKINGS: ("预约挂号", "appointments"),
+    ProblemKind.CROSS_STREAM: ("不同来源的数字不一致", "figures of two streams that disagree"),
 }
 
-# check id -> (kind, Chinese title, English title)
-CHECKS: Mapping[str, tuple[ProblemKind, str, str]] = {
-    "not_declared": (ProblemKind.NOT_DECLARED, "未反馈申明上传表", "declared no tables"),
-    "declared_not_uploaded": (ProblemKind.DECLARED_NOT_UPLOADED, "申明上传但本月未上传", "declared, not uploaded"),
-    "no_uploads": (ProblemKind.DAYS_WITHOUT_UPLOADS, "本月无数据上传", "no uploads this month"),
-    "days_without_uploads": (ProblemKind.DAYS_WITHOUT_UPLOADS, "部分日期无数据上传", "days without uploads"),
-    "low_conformance": (ProblemKind.LOW_CONFORMANCE, "符合率低于阈值", "conformance below threshold"),
-    "registration_amount_without_registrations": (
-        ProblemKind.CONTRADICTION,
-        "挂号 0 次却有挂号金额",
-        "registration amount with no registrations",
+
+class Severity(StrEnum):
+    """How bad a finding is: `problem` (a figure wrong or missing), `warning` (worth a look)."""
+
+    PROBLEM = "problem"
+    WARNING = "warning"
+
+
+class CheckInfo(NamedTuple):
+    """A check's family, its titles and its severity."""
+
+    kind: ProblemKind
+    title: str
+    title_en: str
+    severity: Severity
+
+
+_P, _W = Severity.PROBLEM, Severity.WARNING
+
+# check code -> its family, titles and severity; the order is an institution's list order.
+CHECKS: Mapping[str, CheckInfo] = {
+    "not_declared": CheckInfo(ProblemKind.NOT_DECLARED, "未反馈申明上传表", "declared no tables", _P),
+    "declared_not_uploaded": CheckInfo(
+        ProblemKind.DECLARED_NOT_UPLOADED, "申明上传但本月未上传", "declared, not uploaded", _W
     ),
-    "payment_amount_without_payments": (
-        ProblemKind.CONTRADICTION,
-        "缴费 0 次却有缴费金额",
-        "payment amount with no payments",
+    "undeclared_uploads": CheckInfo(
+        ProblemKind.UNDECLARED_UPLOADS, "上传了未申明的表", "records of tables not declared", _W
     ),
-    "transactions_without_kiosks": (
-        ProblemKind.CONTRADICTION,
-        "无投放终端却有终端交易",
-        "kiosk transactions with no kiosk registered",
+    "no_uploads": CheckInfo(ProblemKind.DAYS_WITHOUT_UPLOADS, "本月无数据上传", "no uploads this month", _P),
+    "days_without_uploads": CheckInfo(
+        ProblemKind.DAYS_WITHOUT_UPLOADS, "部分日期无数据上传", "days without uploads", _W
     ),
-    "upload_days_exceed_month": (
-        ProblemKind.CONTRADICTION,
-        "数据上传天数超过本月天数",
-        "more upload days than days in the month",
+    "flatline": CheckInfo(
+        ProblemKind.DAYS_WITHOUT_UPLOADS,
+        "月末连续多日无数据",
+        "silent for the last days of the month after being active",
+        _P,
     ),
-    "uploaded_exceed_required": (
+    "low_conformance": CheckInfo(ProblemKind.LOW_CONFORMANCE, "符合率低于阈值", "conformance below threshold", _W),
+    "amount_without_count": CheckInfo(
         ProblemKind.CONTRADICTION,
-        "已上传表多于规定上传表",
-        "more tables uploaded than required",
+        "终端交易金额与次数不符",
+        "kiosk amount without transactions, or transactions without amount",
+        _P,
     ),
-    "days_without_records": (
-        ProblemKind.CONTRADICTION,
-        "有上传天数但数据上传量为 0",
-        "upload days but no records",
+    "transactions_without_kiosks": CheckInfo(
+        ProblemKind.CONTRADICTION, "无投放终端却有终端交易", "kiosk transactions with no kiosk registered", _P
     ),
-    "records_without_days": (
-        ProblemKind.CONTRADICTION,
-        "有数据上传量但上传天数为 0",
-        "records but no upload day",
+    "upload_days_exceed_month": CheckInfo(
+        ProblemKind.CONTRADICTION, "数据上传天数超过本月天数", "more upload days than days in the month", _P
     ),
-    "tables_without_records": (
-        ProblemKind.CONTRADICTION,
-        "有已上传表但数据上传量为 0",
-        "uploaded tables but no records",
+    "uploaded_exceed_required": CheckInfo(
+        ProblemKind.CONTRADICTION, "已上传表多于规定上传表", "more tables uploaded than required", _P
     ),
-    "visits_exceed_records": (
+    "days_without_records": CheckInfo(
+        ProblemKind.CONTRADICTION, "有上传天数但数据上传量为 0", "upload days but no records", _P
+    ),
+    "records_without_days": CheckInfo(
+        ProblemKind.CONTRADICTION, "有数据上传量但上传天数为 0", "records but no upload day", _P
+    ),
+    "tables_without_records": CheckInfo(
+        ProblemKind.CONTRADICTION, "有已上传表但数据上传量为 0", "uploaded tables but no records", _P
+    ),
+    "visits_exceed_records": CheckInfo(
         ProblemKind.CONTRADICTION,
         "门急诊与出院人次之和超过数据上传量",
         "visits and discharges exceed the records uploaded",
+        _P,
     ),
-    "identical_ehr_cumulative": (
+    "identical_figures": CheckInfo(
         ProblemKind.CONTRADICTION,
-        "健康档案累计数与其他单位完全相同",
-        "cumulative health records identical to another institution's",
+        "多项数字与其他单位完全相同",
+        "several figures identical to another institution's",
+        _P,
     ),
-    # 12320 centres (services/bulletin/hotline.py).
-    "hotline_no_contacts": (
-        ProblemKind.DAYS_WITHOUT_UPLOADS,
-        "本月无来电及工单数据",
-        "no calls or work orders this month",
+    "volume_outlier": CheckInfo(
+        ProblemKind.VOLUME_CHANGE, "与前三个月平均相差过大", "far off the previous three months' mean", _W
     ),
-    "hotline_silent_days": (
-        ProblemKind.DAYS_WITHOUT_UPLOADS,
-        "连续多日无来电及工单数据",
-        "days in a row without calls or work orders",
+    "hotline_no_contacts": CheckInfo(
+        ProblemKind.DAYS_WITHOUT_UPLOADS, "本月无来电及工单数据", "no calls or work orders this month", _P
     ),
-    "hotline_category_stopped": (
+    "hotline_silent_days": CheckInfo(
+        ProblemKind.DAYS_WITHOUT_UPLOADS, "连续多日无来电及工单数据", "days in a row without calls or work orders", _W
+    ),
+    "hotline_category_stopped": CheckInfo(
         ProblemKind.VOLUME_CHANGE,
         "上月有、本月为 0 的类别",
         "categories with contacts last month and none this month",
+        _W,
     ),
-    "hotline_calls_outlier": (
+    "hotline_calls_outlier": CheckInfo(
         ProblemKind.VOLUME_CHANGE,
         "受理电话与前三个月平均相差超过 33%",
         "calls off the previous three months' mean by more than 33 %",
+        _W,
     ),
-    "unconnected_remote_upload": (
+    "unconnected_remote_upload": CheckInfo(
         ProblemKind.UNCONNECTED_REMOTE_UPLOAD,
         "未接入远程医疗平台期间上传数据",
         "uploads to a remote-medicine platform on days not connected to it",
+        _W,
     ),
-    "bookings_without_institution": (
+    "bookings_without_institution": CheckInfo(
         ProblemKind.BOOKINGS,
         "有预约挂号但参考数据中无此单位",
         "bookings at an institution the reference data does not have",
+        _P,
     ),
-    "bookings_at_no_clinic": (
+    "bookings_at_no_clinic": CheckInfo(
         ProblemKind.BOOKINGS,
         "预约挂号记在非医疗机构名下",
         "bookings at a health commission or hotline centre, not at a clinic",
+        _W,
     ),
-    "bookings_stopped": (
-        ProblemKind.BOOKINGS,
-        "上月有预约挂号，本月没有",
-        "bookings last month, none this month",
+    "bookings_stopped": CheckInfo(
+        ProblemKind.BOOKINGS, "上月有预约挂号，本月没有", "bookings last month, none this month", _W
+    ),
+    "cross_stream_mismatch": CheckInfo(
+        ProblemKind.CROSS_STREAM,
+        "热线电话预约与各医院电话预约不一致",
+        "hotline appointment calls differ from the phone bookings",
+        _P,
     ),
 }
-CONTRADICTION_CHECKS = tuple(code for code, (kind, _, _) in CHECKS.items() if kind is ProblemKind.CONTRADICTION)
-_ORDER = {code: n for n, code in enumerate(CHECKS)}
+CONTRADICTION_CHECKS = tuple(code for code, info in CHECKS.items() if info.kind is ProblemKind.CONTRADICTION)
+CHECK_ORDER = {code: n for n, code in enumerate(CHECKS)}
+"""A check's place in an institution's list."""
 
 
 @dataclass(frozen=True, slots=True)
 class Problem:
-    """One thing wrong with one institution's month, with the figure that shows it."""
+    """One thing wrong with one institution's month: the check, its sentence and the figures behind it."""
 
     check: str
     figure: str
+    """The sentence (the quality report's `detail`), with the figure that shows the problem."""
     items: tuple[str, ...] = ()
+    """What the sentence counts, named one by one (tables, days, the other institutions)."""
+    figures: Mapping[str, Any] = field(default_factory=dict)
+    """The numbers behind the sentence, as JSON values (exact amounts as strings)."""
 
     @property
     def kind(self) -> ProblemKind:
         """The family of this problem."""
-        return CHECKS[self.check][0]
+        return CHECKS[self.check].kind
+
+    @property
+    def severity(self) -> Severity:
+        """`problem` or `warning`."""
+        return CHECKS[self.check].severity
 
     @property
     def title(self) -> str:
         """What is wrong, in the bulletin's language."""
-        return CHECKS[self.check][1]
+        return CHECKS[self.check].title
 
     @property
     def title_en(self) -> str:
         """What is wrong, in English."""
-        return CHECKS[self.check][2]
+        return CHECKS[self.check].title_en
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,6 +250,10 @@ class InstitutionDetail:
     """Tables with at least one record this month."""
     daily_records: Mapping[date, int] = field(default_factory=dict)
     """Records received per day of the month (platform time zone); days without any are absent or 0."""
+    table_records: Mapping[str, int] = field(default_factory=dict)
+    """Records of the month per table (tables without records are absent)."""
+    kiosk_daily: Mapping[str, Mapping[date, int]] = field(default_factory=dict)
+    """Per kiosk of the institution: its transactions per day of the month."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,6 +263,13 @@ class MonthSpan:
     first: date
     days: tuple[date, ...]
     ended: tuple[date, ...]
+    quiet: frozenset[date] = frozenset()
+    """The reference data's `no_upload_days`: nothing is expected on them, so silence there is no gap."""
+
+    @property
+    def complete(self) -> bool:
+        """Every day of the month is over (figures comparable with whole months)."""
+        return len(self.ended) == len(self.days)
 
     @property
     def days_in_month(self) -> int:
@@ -221,7 +277,7 @@ class MonthSpan:
         return len(self.days)
 
 
-def month_span(first: date, now: datetime, zone: ZoneInfo) -> MonthSpan:
+def month_span(first: date, now: datetime, zone: ZoneInfo, quiet: Iterable[date] = ()) -> MonthSpan:
     """The days of `first`'s month; `ended` holds those over by `now` in the platform time zone.
 
     A day still in progress (or to come) is not counted as a day without uploads: the bulletin of
@@ -232,133 +288,7 @@ def month_span(first: date, now: datetime, zone: ZoneInfo) -> MonthSpan:
     today = now.astimezone(zone).date()
     count = calendar.monthrange(first.year, first.month)[1]
     days = tuple(first.replace(day=1) + timedelta(days=n) for n in range(count))
-    return MonthSpan(first.replace(day=1), days, tuple(d for d in days if d < today))
-
-
-def find_problems(
-    uploads: Sequence[UploadReportRow],
-    kiosks: Sequence[KioskReportRow],
-    details: Mapping[str, InstitutionDetail],
-    table_names: Mapping[str, str],
-    span: MonthSpan,
-    conformance_threshold: float,
-) -> list[InstitutionProblems]:
-    """Every institution of `uploads`, in their order, with its problems.
-
-    Cross-institution checks (identical cumulative figures) only compare the rows given, so an
-    institution's own bulletin never names another institution.
-    """
-    kiosk_by_org = {row.org_code: row for row in kiosks if row.group != "total" and row.org_code is not None}
-    twins = _identical_ehr(uploads)
-    out = []
-    for row in uploads:
-        detail = details.get(row.org_code, InstitutionDetail())
-        found = [
-            *_declarations(row, detail, table_names),
-            *_days(detail, span),
-            *_conformance(row, conformance_threshold),
-            *_upload_contradictions(row, span),
-            *_kiosk_contradictions(kiosk_by_org.get(row.org_code)),
-            *twins.get(row.org_code, ()),
-        ]
-        found.sort(key=lambda p: _ORDER[p.check])
-        out.append(InstitutionProblems(row.org_code, row.name, row.kind, tuple(found)))
-    return out
-
-
-def _declarations(row: UploadReportRow, detail: InstitutionDetail, names: Mapping[str, str]) -> Iterable[Problem]:
-    if not detail.declared:
-        yield Problem("not_declared", f"申明上传表：未反馈/{row.required_tables}")
-        return
-    missing = sorted(detail.declared - detail.uploaded)
-    if missing:
-        uploaded = len(detail.declared) - len(missing)
-        yield Problem(
-            "declared_not_uploaded",
-            f"申明 {len(detail.declared)} 张，已上传 {uploaded} 张，未上传 {len(missing)} 张",
-            tuple(f"{code} {names.get(code, '（未知表）')}" for code in missing),
-        )
-
-
-def _days(detail: InstitutionDetail, span: MonthSpan) -> Iterable[Problem]:
-    if not span.ended:
-        return
-    silent = [day for day in span.ended if detail.daily_records.get(day, 0) <= 0]
-    if len(silent) == len(span.ended):
-        yield Problem("no_uploads", f"已过 {len(span.ended)} 天，无一天有数据上传", tuple(fmt.day_ranges(silent)))
-    elif silent:
-        yield Problem(
-            "days_without_uploads",
-            f"已过 {len(span.ended)} 天中 {len(silent)} 天无数据上传",
-            tuple(fmt.day_ranges(silent)),
-        )
-
-
-def _conformance(row: UploadReportRow, threshold: float) -> Iterable[Problem]:
-    if row.conformance_rate is not None and row.conformance_rate < threshold:
-        yield Problem(
-            "low_conformance",
-            f"符合率 {fmt.rate(row.conformance_rate)}，低于阈值 {fmt.rate(threshold)}",
-        )
-
-
-def _upload_contradictions(row: UploadReportRow, span: MonthSpan) -> Iterable[Problem]:
-    if row.upload_days > span.days_in_month:
-        yield Problem("upload_days_exceed_month", f"数据上传天数 {row.upload_days} > 本月 {span.days_in_month} 天")
-    if row.uploaded_tables > row.required_tables:
-        yield Problem("uploaded_exceed_required", f"已上传表 {row.uploaded_tables} > 规定上传表 {row.required_tables}")
-    if row.upload_days > 0 and row.records_uploaded == 0:
-        yield Problem("days_without_records", f"数据上传天数 {row.upload_days}，数据上传量 0")
-    if row.records_uploaded > 0 and row.upload_days == 0:
-        yield Problem("records_without_days", f"数据上传量 {fmt.integer(row.records_uploaded)}，数据上传天数 0")
-    if row.uploaded_tables > 0 and row.records_uploaded == 0:
-        yield Problem("tables_without_records", f"已上传表 {row.uploaded_tables}，数据上传量 0")
-    visits = row.outpatient_visits + row.discharges
-    if visits > row.records_uploaded:
-        yield Problem(
-            "visits_exceed_records",
-            f"门急诊 {fmt.integer(row.outpatient_visits)} + 出院 {fmt.integer(row.discharges)} "
-            f"= {fmt.integer(visits)} > 数据上传量 {fmt.integer(row.records_uploaded)}",
-        )
-
-
-def _kiosk_contradictions(row: KioskReportRow | None) -> Iterable[Problem]:
-    if row is None:
-        return
-    zero = Decimal(0)
-    if row.registrations == 0 and row.registration_amount > zero:
-        yield Problem(
-            "registration_amount_without_registrations",
-            f"挂号 0 次，挂号金额 {fmt.amount(row.registration_amount)} 元",
-        )
-    if row.payments == 0 and row.payment_amount > zero:
-        yield Problem("payment_amount_without_payments", f"缴费 0 次，缴费金额 {fmt.amount(row.payment_amount)} 元")
-    if row.kiosks == 0 and (row.registrations > 0 or row.payments > 0):
-        yield Problem(
-            "transactions_without_kiosks",
-            f"投放台数 0，挂号 {fmt.integer(row.registrations)} 次，缴费 {fmt.integer(row.payments)} 次",
-        )
-
-
-def _identical_ehr(rows: Sequence[UploadReportRow]) -> dict[str, list[Problem]]:
-    groups: dict[tuple[int, int, int], list[UploadReportRow]] = {}
-    for row in rows:
-        triple = (row.ehr_basic_cumulative, row.ehr_hypertension_cumulative, row.ehr_diabetes_cumulative)
-        # All zeros is what every hospital without health records has: no evidence of a copy error.
-        if triple != (0, 0, 0):
-            groups.setdefault(triple, []).append(row)
-    out: dict[str, list[Problem]] = {}
-    for (basic, hypertension, diabetes), members in groups.items():
-        if len(members) < 2:
-            continue
-        figure = (
-            f"健康档案累计：基本信息 {fmt.integer(basic)} / 高血压 {fmt.integer(hypertension)} "
-            f"/ 糖尿病 {fmt.integer(diabetes)}"
-        )
-        for row in members:
-            others = tuple(f"与 {o.name}（{o.org_code}）相同" for o in members if o.org_code != row.org_code)
-            out.setdefault(row.org_code, []).append(Problem("identical_ehr_cumulative", figure, others))
-    return out
+    return MonthSpan(first.replace(day=1), days, tuple(d for d in days if d < today), frozenset(quiet))
 
 
 def problem_counts(found: Iterable[InstitutionProblems]) -> dict[ProblemKind, tuple[int, int]]:
@@ -387,6 +317,6 @@ def with_problems(
         if known is None:
             out[inst.org_code] = inst
         else:
-            problems = sorted((*known.problems, *inst.problems), key=lambda p: _ORDER[p.check])
+            problems = sorted((*known.problems, *inst.problems), key=lambda p: CHECK_ORDER[p.check])
             out[inst.org_code] = InstitutionProblems(known.org_code, known.name, known.kind, tuple(problems))
     return list(out.values())

@@ -234,7 +234,20 @@ async def test_the_bulletin_shows_both_tables_as_the_report_api_and_flags_what_n
     # The platform table adds up to less than online + third party: normal, not listed. Bookings
     # under the districts' health commissions (D1, D2 of the stream) and the relayed ones are.
     listed = problems(page)
-    assert listed["L1"] == [("bookings_at_no_clinic", "12320热线中心名下预约 3 次", [])]
+    assert ("bookings_at_no_clinic", "12320热线中心名下预约 3 次", []) in listed["L1"]
+    # The centre answered no call while its city's institutions report phone bookings (the three
+    # relayed ones among them): the two streams disagree (services/quality/cross_stream.py).
+    nanjing = {i["org_code"] for i in revision2()["institutions"] if i.get("city") == "南京市"}
+    phone = sum(r["phone"] for r in api["rows"] if r["org_code"] in nanjing)
+    assert phone > 0
+    assert [c for c, _, _ in listed["L1"]] == [
+        "hotline_no_contacts",
+        "bookings_at_no_clinic",
+        "cross_stream_mismatch",
+    ]
+    assert [f for c, f, _ in listed["L1"] if c == "cross_stream_mismatch"] == [
+        f"电话预约 0 个，南京市各医疗机构电话预约 {phone:,} 次（相差 {-phone:,}）"
+    ]
     flagged = {org: [c for c, _, _ in found if c.startswith("bookings")] for org, found in listed.items()}
     assert {org: checks for org, checks in flagged.items() if checks} == {
         "L1": ["bookings_at_no_clinic"],

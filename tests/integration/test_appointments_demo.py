@@ -15,9 +15,9 @@ from zoneinfo import ZoneInfo
 import asyncpg
 import pytest
 
-from services.bulletin.query import load_bulletin_data
 from services.bulletin.render import render_html
 from services.demo.expected import compare_appointment_report, expected_appointments
+from services.quality.month import load_quality_month
 from services.streams.appointments.report import appointments_report
 from tests.fixtures.demo import DEMO_KINDS
 from tests.unit.bulletin.page import parse, problems, table_rows
@@ -40,7 +40,7 @@ async def test_the_demo_months_bookings_reproduce_the_printed_tables(demo_db: as
 
     # The bulletin's section shows the same, and the demo month has nothing to flag in it: the
     # platform table adds up to less than online + third party, which is how it was printed.
-    data = await load_bulletin_data(demo_db, APRIL, None)
+    data = await load_quality_month(demo_db, APRIL, None)
     now = datetime(2020, 5, 19, tzinfo=SHANGHAI)
     page = parse(render_html(data, now=now, zone=SHANGHAI, conformance_threshold=0.95))
     rows = table_rows(page, "appointments-by-institution")

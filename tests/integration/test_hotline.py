@@ -28,10 +28,10 @@ from aiokafka import AIOKafkaProducer
 
 from services.aggregator.deadletters import read_dead_letters
 from services.aggregator.store import Batch, apply_batch, check_time_zone
-from services.bulletin.query import load_bulletin_data
 from services.bulletin.render import render_html
 from services.demo.expected import compare_hotline_report, expected_hotline
 from services.demo.stream import plan_demo_month
+from services.quality.month import load_quality_month
 from services.storage.reference import read_reference_folder, replace_reference
 from services.streams import STREAMS, ConsumedEvent
 from services.streams.hotline.model import HotlineRow
@@ -344,7 +344,7 @@ async def test_the_demo_months_hotline_reproduces_the_printed_bulletin(db: async
     report = await hotline_report_of(db, april, None)
     assert compare_hotline_report(expected_hotline(), report.model_dump(mode="json")) == []
 
-    data = await load_bulletin_data(db, april, None)
+    data = await load_quality_month(db, april, None)
     html = render_html(data, now=datetime(2020, 5, 19, tzinfo=SHANGHAI), zone=SHANGHAI, conformance_threshold=0.95)
     page = parse(html)
     sentence = next(p.text() for p in page.iter("p") if p.attrs.get("data-org-code") == "L3201")

@@ -18,8 +18,9 @@ import pytest
 from services.bulletin.remote_platforms import remote_section
 from services.collector.ingest import validate_events
 from services.contract.models import RemotePlatform
-from services.quality.problems import find_problems, month_span, with_problems
+from services.quality.problems import month_span, with_problems
 from services.quality.remote import remote_problems
+from services.quality.uploads import find_problems
 from services.streams import STREAMS, ConsumedEvent
 from services.streams.remote_uploads.report import (
     RemoteMonth,

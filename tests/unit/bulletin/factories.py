@@ -6,8 +6,8 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from services.bulletin.query import BulletinData
 from services.contract.models import InstitutionKind
+from services.quality.month import QualityMonth
 from services.quality.problems import InstitutionDetail
 from services.streams.kiosk.model import KioskReportRow
 from services.streams.uploads.model import UploadReportRow
@@ -71,7 +71,7 @@ def full_detail(tables: frozenset[str] = frozenset({"OPV", "DIS", "EHR"})) -> In
     return InstitutionDetail(declared=tables, uploaded=tables, daily_records=every_day())
 
 
-def bulletin_data(**fields: Any) -> BulletinData:
+def bulletin_data(**fields: Any) -> QualityMonth:
     """Two districts, one hospital, their kiosks and a total; override any field."""
     districts = [
         upload_row("D1", records_uploaded=5000),
@@ -105,4 +105,4 @@ def bulletin_data(**fields: Any) -> BulletinData:
         "table_names": {"OPV": "门诊就诊记录", "DIS": "出院小结", "EHR": "个人基本信息", "DM": "糖尿病随访"},
     }
     values.update(fields)
-    return BulletinData(**values)
+    return QualityMonth(**values)

@@ -12,10 +12,10 @@ from services.quality.problems import (
     InstitutionDetail,
     InstitutionProblems,
     ProblemKind,
-    find_problems,
     month_span,
     problem_counts,
 )
+from services.quality.uploads import find_problems
 from services.streams.kiosk.model import KioskReportRow
 from services.streams.uploads.model import UploadReportRow
 from tests.unit.bulletin.factories import APRIL, every_day, full_detail, kiosk_row, upload_row
@@ -51,11 +51,16 @@ def test_a_consistent_institution_has_no_problem() -> None:
 
 def test_declared_tables_without_records_are_named_with_the_counts() -> None:
     detail = InstitutionDetail(
-        declared=frozenset({"OPV", "DM", "EHR"}), uploaded=frozenset({"OPV", "DIS"}), daily_records=every_day()
+        declared=frozenset({"OPV", "DM", "EHR"}),
+        uploaded=frozenset({"OPV", "DIS"}),
+        daily_records=every_day(),
+        table_records={"OPV": 4_990, "DIS": 10},
     )
     got = problems_of(upload_row(), detail)
     assert got == {
-        "declared_not_uploaded": ("申明 3 张，已上传 1 张，未上传 2 张", ("DM 糖尿病随访", "EHR 个人基本信息"))
+        "declared_not_uploaded": ("申明 3 张，已上传 1 张，未上传 2 张", ("DM 糖尿病随访", "EHR 个人基本信息")),
+        # DIS has records but was not declared: the other side of the same comparison.
+        "undeclared_uploads": ("上传了 1 张未申明的表，共 10 条记录", ("DIS 出院小结：10 条",)),
     }
 
 
@@ -128,21 +133,33 @@ def test_conformance_below_the_threshold_is_listed_with_the_rate(rate: float | N
 def test_registration_amount_with_no_registrations_is_the_printed_figure() -> None:
     # 南京市口腔医院 in the April 2020 bulletin: 0 registrations, 80573.00 CNY.
     kiosk = kiosk_row(registrations=0, registration_amount=Decimal("80573.00"))
-    assert problems_of(upload_row(), kiosk=kiosk) == {
-        "registration_amount_without_registrations": ("挂号 0 次，挂号金额 80,573.00 元", ())
-    }
+    assert problems_of(upload_row(), kiosk=kiosk) == {"amount_without_count": ("挂号 0 次，挂号金额 80,573.00 元", ())}
 
 
 def test_payment_amount_with_no_payments_and_transactions_without_kiosks() -> None:
     kiosk = kiosk_row(kiosks=0, payments=0, payment_amount=Decimal("0.01"))
     assert problems_of(upload_row(), kiosk=kiosk) == {
-        "payment_amount_without_payments": ("缴费 0 次，缴费金额 0.01 元", ()),
+        "amount_without_count": ("缴费 0 次，缴费金额 0.01 元", ()),
         "transactions_without_kiosks": ("投放台数 0，挂号 3 次，缴费 0 次", ()),
     }
 
 
 def test_zero_registrations_with_zero_amount_is_consistent() -> None:
     assert problems_of(upload_row(), kiosk=kiosk_row(registrations=0, registration_amount=Decimal("0.00"))) == {}
+
+
+def test_transactions_without_amount_are_the_other_side_of_amount_without_count() -> None:
+    kiosk = kiosk_row(registrations=12, registration_amount=Decimal("0.00"))
+    found = find_problems(
+        [upload_row()], [kiosk], {"D1": full_detail()}, NAMES, month_span(APRIL, AFTER_APRIL, SHANGHAI), 0.95
+    )
+    [problem] = found[0].problems
+    assert (problem.check, problem.figure, problem.severity) == (
+        "amount_without_count",
+        "挂号 12 次，挂号金额 0.00 元",
+        "problem",
+    )
+    assert problem.figures == {"kind": "registration", "transactions": 12, "amount": "0.00"}
 
 
 def test_the_occupational_disease_hospital_as_printed_contradicts_itself() -> None:
@@ -181,18 +198,52 @@ def test_identical_cumulative_health_records_name_each_other() -> None:
         upload_row("H1", name="甲医院"),  # all zeros, like every hospital: not a copy error
         upload_row("H2", name="乙医院"),
     ]
+    # Volumes of their own, so that only the health records can agree.
+    rows = [
+        r.model_copy(
+            update={
+                "records_uploaded": 5_000 + n,
+                "outpatient_visits": 400 + n,
+                "discharges": 20 + n,
+                "documents_uploaded": n,
+            }
+        )
+        for n, r in enumerate(rows)
+    ]
     found = find_problems(
         rows, [], {r.org_code: full_detail() for r in rows}, NAMES, month_span(APRIL, AFTER_APRIL, SHANGHAI), 0.95
     )
     by_org = {f.org_code: [(p.check, p.figure, p.items) for p in f.problems] for f in found}
     figure = "健康档案累计：基本信息 436,030 / 高血压 5,664 / 糖尿病 0"
+    same = "ehr_basic_cumulative, ehr_hypertension_cumulative, ehr_diabetes_cumulative"
     assert by_org == {
-        "D320118": [("identical_ehr_cumulative", figure, ("与 秦淮区（D320104）相同",))],
-        "D320104": [("identical_ehr_cumulative", figure, ("与 高淳区（D320118）相同",))],
-        "D3": [],
+        "D320118": [("identical_figures", figure, (f"与 秦淮区（D320104）相同：{same}",))],
+        "D320104": [("identical_figures", figure, (f"与 高淳区（D320118）相同：{same}",))],
+        "D3": [],  # two fields agree with the twins, not three
         "H1": [],
         "H2": [],
     }
+
+
+def test_identical_figures_follow_the_contracts_rule() -> None:
+    # Three or more fields agree, at least two non-zero, one of them >= 1,000.
+    base = {"records_uploaded": 1_000, "outpatient_visits": 7, "discharges": 0, "documents_uploaded": 3}
+
+    def pair(**b: int) -> set[str]:
+        rows = [
+            upload_row("D1", **base, ehr_basic_cumulative=11),
+            upload_row("D2", **{**base, **b}, ehr_basic_cumulative=22),
+        ]
+        found = find_problems(rows, [], {}, NAMES, month_span(APRIL, AFTER_APRIL, SHANGHAI), 0.95)
+        return {f.org_code for f in found for p in f.problems if p.check == "identical_figures"}
+
+    assert pair() == {"D1", "D2"}  # 4 agree (3 non-zero, 1,000 among them) + 2 zero EHR
+    assert pair(records_uploaded=999, documents_uploaded=999) == set()  # none of the agreeing >= 1,000
+    assert pair(outpatient_visits=8, documents_uploaded=4) == set()  # only 1,000 non-zero among the agreeing
+    # Hospitals and districts are two reports: never compared with each other.
+    rows = [upload_row("D1", **base), upload_row("H1", kind="hospital", **base)]
+    found = find_problems(rows, [], {}, NAMES, month_span(APRIL, AFTER_APRIL, SHANGHAI), 0.95)
+    assert not [p for f in found for p in f.problems if p.check == "identical_figures"]
 
 
 def test_an_institution_alone_is_never_compared_with_others() -> None:
@@ -201,7 +252,7 @@ def test_an_institution_alone_is_never_compared_with_others() -> None:
 
 
 def test_problems_come_in_the_catalogue_order_and_institutions_in_the_report_order() -> None:
-    rows = [upload_row("D2", conformance_rate=0.5, upload_days=31), upload_row("D1")]
+    rows = [upload_row("D2", conformance_rate=0.5, upload_days=31), upload_row("D1", records_uploaded=4_000)]
     details = {
         "D2": InstitutionDetail(declared=frozenset({"DM"}), daily_records={date(2020, 4, 2): 1}),
         "D1": full_detail(),
@@ -214,7 +265,7 @@ def test_problems_come_in_the_catalogue_order_and_institutions_in_the_report_ord
         "declared_not_uploaded",
         "days_without_uploads",
         "low_conformance",
-        "registration_amount_without_registrations",
+        "amount_without_count",
         "upload_days_exceed_month",
     ]
     assert found[1].problems == ()
@@ -226,7 +277,10 @@ def test_an_institution_without_detail_has_declared_nothing_and_uploaded_on_no_d
 
 
 def test_problem_counts_per_kind() -> None:
-    rows = [upload_row("D1", conformance_rate=0.5), upload_row("D2", conformance_rate=0.1, upload_days=31)]
+    rows = [
+        upload_row("D1", conformance_rate=0.5),
+        upload_row("D2", conformance_rate=0.1, upload_days=31, records_uploaded=4_000),
+    ]
     found = find_problems(
         rows, [], {r.org_code: full_detail() for r in rows}, NAMES, month_span(APRIL, AFTER_APRIL, SHANGHAI), 0.95
     )

@@ -109,7 +109,7 @@ def test_problem_lists_carry_the_figure_behind_each_problem() -> None:
     listed = problems(page)
     assert listed["D1"] == [
         ("declared_not_uploaded", "申明 2 张，已上传 1 张，未上传 1 张", ["DM 糖尿病随访"]),
-        ("registration_amount_without_registrations", "挂号 0 次，挂号金额 80,573.00 元", []),
+        ("amount_without_count", "挂号 0 次，挂号金额 80,573.00 元", []),
     ]
     assert listed["H1"] == [("not_declared", "申明上传表：未反馈/5", [])]
     assert "D2" not in listed

@@ -17,11 +17,11 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from services.bulletin.query import BulletinData
 from services.bulletin.render import render_html
 from services.demo.bulletin import BULLETIN_DIR
 from services.demo.expected import compare_remote_report, expected_remote_platforms
 from services.demo.stream import DemoMonth
+from services.quality.month import QualityMonth
 from services.storage.reference import read_reference_folder
 from services.streams import STREAMS, ConsumedEvent
 from services.streams.remote_uploads.report import RemoteMonth, remote_month_from_deltas, remote_report
@@ -77,7 +77,7 @@ def test_the_report_reproduces_every_printed_figure(remote_month: RemoteMonth, s
 def test_the_bulletin_prints_each_figure_in_its_sentence_and_lists_the_unconnected(
     remote_month: RemoteMonth, streams: StreamsFold
 ) -> None:
-    data = BulletinData(APRIL, None, [], [], [], {}, {}, remote=remote_month)
+    data = QualityMonth(APRIL, None, [], [], [], {}, {}, remote=remote_month)
     html = render_html(
         data, now=datetime(2020, 5, 19, 9, 30, tzinfo=SHANGHAI), zone=SHANGHAI, conformance_threshold=0.95
     )

@@ -15,3 +15,15 @@ ALTER TABLE upload_monthly_tables
     ADD COLUMN incomplete    bigint NOT NULL DEFAULT 0,
     ADD COLUMN nonconforming bigint NOT NULL DEFAULT 0,
     ADD COLUMN unlinked      bigint NOT NULL DEFAULT 0;
+
+-- Per kiosk and day: transactions, so a kiosk that falls silent at the month's end is seen
+-- (the `flatline` check). Filled from the events applied after this migration (and by a
+-- rebuild, which replays the raw table through every stream's fold).
+CREATE TABLE kiosk_daily (
+    org_code     text   NOT NULL,
+    kiosk_id     text   NOT NULL,
+    day          date   NOT NULL,
+    transactions bigint NOT NULL,
+    PRIMARY KEY (org_code, kiosk_id, day)
+);
+GRANT SELECT ON kiosk_daily TO grafana_reader;
