@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+S = TypeVar("S", bound=BaseSettings)
 
 # The aggregators' consumer group; the command line waits on it by default.
 DEFAULT_CONSUMER_GROUP = "health-telemetry-aggregator"
@@ -87,3 +90,17 @@ class ToolSettings(CommonSettings):
     admin_token: SecretStr | None = None  # type: ignore[assignment]
     collector_url: str = "http://127.0.0.1:8080"
     aggregator_url: str = "http://127.0.0.1:8081"
+
+
+def settings_on(state: Any, name: str, kind: type[S]) -> S:
+    """`state.<name>` if the app's entry point set it, else `kind()` read from the environment once
+    and kept on the app (never in a module global, which would outlive the app and leak between tests).
+
+    For the settings of a part the app's factory does not build itself (the bulletin's, the checks').
+    """
+    found = getattr(state, name, None)
+    if isinstance(found, kind):
+        return found
+    built = kind()
+    setattr(state, name, built)
+    return built

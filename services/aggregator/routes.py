@@ -15,6 +15,9 @@ from services.bulletin import service as bulletin
 from services.bulletin.errors import BulletinError
 from services.contract.models import InstitutionKind
 from services.contract.validation import echo
+from services.quality.report import QualityReport, quality_report
+from services.quality.settings import Thresholds
+from services.quality.settings import settings_of as quality_settings_of
 from services.reports.common import to_csv
 from services.streams.appointments.model import AppointmentReport
 from services.streams.appointments.report import appointments_report
@@ -181,7 +184,12 @@ async def get_bulletin(
     options = bulletin.settings_of(request.app.state)
     async with request.app.state.pool.acquire() as conn:
         page = await bulletin.bulletin_html(
-            conn, first, org_code=principal.org_code, settings=options, zone=request.app.state.settings.zone
+            conn,
+            first,
+            org_code=principal.org_code,
+            settings=options,
+            zone=request.app.state.settings.zone,
+            thresholds=_thresholds(request),
         )
     if format == "html":
         return HTMLResponse(page)
@@ -194,6 +202,39 @@ async def get_bulletin(
         media_type="application/pdf",
         headers={"Content-Disposition": f'inline; filename="bulletin-{month}.pdf"'},
     )
+
+
+def _thresholds(request: Request) -> Thresholds:
+    """The checks' thresholds: the quality settings and the bulletin's conformance threshold."""
+    state = request.app.state
+    return Thresholds.of(quality_settings_of(state), bulletin.settings_of(state).conformance_threshold)
+
+
+@router.get(
+    "/v1/reports/quality",
+    tags=["reports"],
+    response_model=QualityReport,
+    responses=_REPORT_ERRORS,
+    summary="The month's data-quality checks: each finding with its code, severity, sentence and figures",
+)
+async def get_quality_report(
+    request: Request,
+    principal: CurrentPrincipal,
+    month: Month,
+    format: Annotated[Literal["json"], Query(description="json only: rows, comparisons and the catalogue")] = "json",
+) -> Response:
+    """One row per institution and finding (the bulletin's problem lists as data); an institution
+    token sees its own findings, and no check that compares it with other institutions."""
+    first = _parse_month(month)
+    async with request.app.state.pool.acquire() as conn:
+        report = await quality_report(
+            conn,
+            first,
+            principal.org_code,
+            zone=request.app.state.settings.zone,
+            thresholds=_thresholds(request),
+        )
+    return JsonResponse(report.model_dump(mode="json"))
 
 
 @router.get(

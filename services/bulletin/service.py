@@ -12,6 +12,8 @@ from services.bulletin import output, pdf
 from services.bulletin.render import render_html
 from services.bulletin.settings import BulletinSettings
 from services.quality.month import load_quality_month
+from services.quality.settings import Thresholds
+from services.settings import settings_on
 from services.storage.connection import Connection
 
 
@@ -19,15 +21,9 @@ def settings_of(state: Any) -> BulletinSettings:
     """An app's bulletin settings: `state.bulletin_settings` if its entry point set them, else read once.
 
     The aggregator's factory does not know the bulletin; until it sets the attribute itself, the
-    settings are read from the environment on the first request and kept on the app, never in a
-    module global (which would outlive the app and leak between tests).
+    settings are read from the environment on the first request and kept on the app.
     """
-    found = getattr(state, "bulletin_settings", None)
-    if isinstance(found, BulletinSettings):
-        return found
-    built = BulletinSettings()
-    state.bulletin_settings = built
-    return built
+    return settings_on(state, "bulletin_settings", BulletinSettings)
 
 
 async def bulletin_html(
@@ -38,14 +34,20 @@ async def bulletin_html(
     settings: BulletinSettings,
     zone: ZoneInfo,
     now: datetime | None = None,
+    thresholds: Thresholds | None = None,
 ) -> str:
-    """The month's bulletin page; an institution (`org_code`) gets only its own rows and problems."""
+    """The month's bulletin page; an institution (`org_code`) gets only its own rows and problems.
+
+    `thresholds`: the checks' (services/quality/settings.py); the contract's defaults with the
+    bulletin's conformance threshold when not given.
+    """
     data = await load_quality_month(conn, month, org_code)
     return render_html(
         data,
         now=now or datetime.now(zone),
         zone=zone,
         conformance_threshold=settings.conformance_threshold,
+        thresholds=thresholds,
     )
 
 
@@ -64,10 +66,10 @@ class WrittenBulletin:
 
 
 async def bulletin_files(
-    conn: Connection, month: date, *, settings: BulletinSettings, zone: ZoneInfo
+    conn: Connection, month: date, *, settings: BulletinSettings, zone: ZoneInfo, thresholds: Thresholds | None = None
 ) -> tuple[str, bytes]:
     """The page of every institution and its PDF."""
-    html = await bulletin_html(conn, month, org_code=None, settings=settings, zone=zone)
+    html = await bulletin_html(conn, month, org_code=None, settings=settings, zone=zone, thresholds=thresholds)
     return html, await bulletin_pdf(html, settings)
 
 

@@ -260,15 +260,37 @@ def report_bulletin(
     from services.bulletin.errors import BulletinError
     from services.bulletin.service import bulletin_files, write_bulletin
     from services.bulletin.settings import BulletinSettings
+    from services.quality.settings import QualitySettings, Thresholds
 
     first, zone, options = _month(month), _settings().zone, BulletinSettings()
+    thresholds = Thresholds.of(QualitySettings(), options.conformance_threshold)
     try:
-        html, document = _with_db(lambda conn: bulletin_files(conn, first, settings=options, zone=zone))
+        html, document = _with_db(
+            lambda conn: bulletin_files(conn, first, settings=options, zone=zone, thresholds=thresholds)
+        )
     except BulletinError as exc:
         _fail(str(exc))
         return
     written = write_bulletin(out, first, html, document)
     console.print(f"wrote {written.html} and {written.pdf} ({written.pages} pages)")
+
+
+@report_app.command("quality")
+def report_quality(month: Annotated[str, typer.Option(help="YYYY-MM")], fmt: Format = "table") -> None:
+    """The month's data-quality checks: each finding with its code, severity, sentence and figures."""
+    from services.bulletin.settings import BulletinSettings
+    from services.quality.report import quality_report
+    from services.quality.settings import QualitySettings, Thresholds
+
+    if fmt not in ("table", "json"):
+        _fail(f"unknown format {fmt!r}; use table or json (the report is not one table, so there is no csv)")
+    first, zone = _month(month), _settings().zone
+    thresholds = Thresholds.of(QualitySettings(), BulletinSettings().conformance_threshold)
+    report = _with_db(lambda conn: quality_report(conn, first, None, zone=zone, thresholds=thresholds))
+    if fmt == "json":
+        sys.stdout.write(report.model_dump_json(indent=2) + "\n")
+    else:
+        render.quality(console, report, f"{month} 数据质量检查 data-quality checks")
 
 
 @report_app.command("missing-uploads")

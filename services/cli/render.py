@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from services.aggregator.deadletters import DeadLetter
+from services.quality.report import QualityReport
 from services.storage.tokens import TokenInfo
 from services.streams.appointments.model import AppointmentReport
 from services.streams.hotline.model import HotlineReport
@@ -168,6 +169,23 @@ def appointments(console: Console, report: AppointmentReport, title: str) -> Non
         platforms.add_row(name, f"{p.appointments:,}")
     platforms.add_row("合计 total", f"{report.platforms_total:,}", style="bold")
     console.print(platforms)
+
+
+def quality(console: Console, report: QualityReport, title: str) -> None:
+    """Print the findings, institution by institution, then the cross-stream comparisons."""
+    table = Table(title=title, header_style="bold")
+    for header in ("单位\ninstitution", "检查\ncheck", "级别\nseverity", "说明\ndetail"):
+        table.add_column(header)
+    for row in report.rows:
+        detail = row.detail + "".join(f"\n  {item}" for item in row.items)
+        table.add_row(f"{row.name}\n{row.org_code}", row.check, row.severity.value, detail)
+    console.print(table)
+    console.print(f"{len(report.rows)} findings, {report.days_over} days of {report.month} over")
+    for c in report.cross_stream:
+        verdict = "一致 agrees" if c.agrees else "不一致 disagrees"
+        console.print(
+            f"{c.name}: 电话预约 {c.appointment_calls:,} / {c.city} phone bookings {c.phone_bookings:,} — {verdict}"
+        )
 
 
 def missing(console: Console, rows: Sequence[MissingUploadRow], day: date) -> None:

@@ -16,13 +16,14 @@ lists what does not add up in the tables as printed.
 from __future__ import annotations
 
 import csv
-from collections import Counter
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Literal
 
 from services.demo.errors import BulletinError
+from services.quality.identical import UPLOAD_FIELDS, Compared, identical_figures
+from services.quality.uploads import amount_without_count
 
 BULLETIN_DIR = Path(__file__).resolve().parent / "data" / "bulletin-2020-04"
 DAYS_IN_MONTH = 30
@@ -539,24 +540,19 @@ def check_bulletin(bulletin: Bulletin) -> list[Finding]:
         computed, shown = getattr(sums, field), getattr(printed, field)
         if computed != shown:
             findings.append(Finding(kiosk, "合计", f"{field}: the rows add up to {computed}, printed {shown}"))
+    # The platform's own data-quality checks (services/quality), run on the rows as printed.
     for row in bulletin.kiosks:
-        if row.registrations == 0 and row.registration_amount != 0:
-            findings.append(Finding(kiosk, row.unit, f"0 registrations but {row.registration_amount} CNY of them"))
-        if row.payments == 0 and row.payment_amount != 0:
-            findings.append(Finding(kiosk, row.unit, f"0 payments but {row.payment_amount} CNY of them"))
-    triples = Counter(
-        (r.ehr_basic_cumulative, r.ehr_hypertension_cumulative, r.ehr_diabetes_cumulative) for r in bulletin.districts
-    )
-    for district in bulletin.districts:
-        triple = (district.ehr_basic_cumulative, district.ehr_hypertension_cumulative, district.ehr_diabetes_cumulative)
-        if triples[triple] > 1:
-            findings.append(
-                Finding(
-                    "district_uploads",
-                    district.unit,
-                    "cumulative health records {} / {} / {} identical to another district's".format(*triple),
-                )
-            )
+        for problem in amount_without_count(
+            row.registrations, row.registration_amount, row.payments, row.payment_amount
+        ):
+            findings.append(Finding(kiosk, row.unit, f"{problem.check}: {problem.figure}"))
+    compared = [
+        Compared(r.unit, r.unit, {f: getattr(r, f) for f in UPLOAD_FIELDS if hasattr(r, f)}) for r in bulletin.districts
+    ]
+    for unit, problems in identical_figures(compared, UPLOAD_FIELDS, "district_uploads").items():
+        findings += [
+            Finding("district_uploads", unit, f"{p.check}: {p.figure}，{'；'.join(p.items)}") for p in problems
+        ]
     for hospital in bulletin.hospitals:
         # Read as printed, col4 is the upload days and col3 the records uploaded.
         if hospital.uploaded_tables > DAYS_IN_MONTH:

@@ -67,18 +67,32 @@ def appointment_problems(section: AppointmentSection, span: MonthSpan) -> list[I
         kind = section.kinds.get(row.org_code)
         if row.name is None:
             problems.append(
-                Problem("bookings_without_institution", f"本月预约 {fmt.integer(row.subtotal)} 次，参考数据中无此单位")
+                Problem(
+                    "bookings_without_institution",
+                    f"本月预约 {fmt.integer(row.subtotal)} 次，参考数据中无此单位",
+                    figures={"bookings": row.subtotal},
+                )
             )
         elif kind in _NOT_CLINICS:
             what = "区卫生健康委" if kind is InstitutionKind.DISTRICT else "12320热线中心"
-            problems.append(Problem("bookings_at_no_clinic", f"{what}名下预约 {fmt.integer(row.subtotal)} 次"))
+            problems.append(
+                Problem(
+                    "bookings_at_no_clinic",
+                    f"{what}名下预约 {fmt.integer(row.subtotal)} 次",
+                    figures={"bookings": row.subtotal, "kind": kind.value if kind is not None else None},
+                )
+            )
     now = {row.org_code for row in section.report.rows}
     for row in section.before.rows:
         if row.org_code in now or not _silence_is_telling(row.subtotal, span):
             continue
         over = "本月" if len(span.ended) == span.days_in_month else f"本月已过 {len(span.ended)} 天"
         found.setdefault(row.org_code, (_name(row), []))[1].append(
-            Problem("bookings_stopped", f"上月预约 {fmt.integer(row.subtotal)} 次，{over}无预约")
+            Problem(
+                "bookings_stopped",
+                f"上月预约 {fmt.integer(row.subtotal)} 次，{over}无预约",
+                figures={"bookings_last_month": row.subtotal, "days_over": len(span.ended)},
+            )
         )
     return [
         InstitutionProblems(org, name, section.kinds.get(org), tuple(problems))

@@ -11,7 +11,8 @@ its calls, while that city's hospitals report their bookings elsewhere.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+
+from pydantic import BaseModel, ConfigDict
 
 from services.contract.models import InstitutionKind
 from services.quality.problems import InstitutionProblems, Problem
@@ -24,15 +25,19 @@ CROSS_STREAM_TOLERANCE = 0.01
 counted by the hotline in one month and by the hospital in the next)."""
 
 
-@dataclass(frozen=True, slots=True)
-class CrossStreamFigure:
-    """One comparison, agreeing or not: a centre's appointment calls and its city's phone bookings."""
+class CrossStreamFigure(BaseModel):
+    """One comparison, agreeing or not: a centre's appointment calls and its city's phone bookings
+    (a row of the quality report's `cross_stream`)."""
+
+    model_config = ConfigDict(frozen=True)
 
     org_code: str
     name: str
     city: str
     appointment_calls: int
+    """The 12320 centre's calls of category `appointment`."""
     phone_bookings: int
+    """The `phone` bookings of its city's institutions."""
     institutions: int
     """Institutions of the city with bookings this month."""
     agrees: bool
@@ -59,7 +64,15 @@ def cross_stream_figures(
         calls, bookings = centre.appointment, phone[centre.city]
         agrees = abs(calls - bookings) <= tolerance * max(calls, bookings)
         out.append(
-            CrossStreamFigure(centre.org_code, centre.name, centre.city, calls, bookings, booking[centre.city], agrees)
+            CrossStreamFigure(
+                org_code=centre.org_code,
+                name=centre.name,
+                city=centre.city,
+                appointment_calls=calls,
+                phone_bookings=bookings,
+                institutions=booking[centre.city],
+                agrees=agrees,
+            )
         )
     return out
 

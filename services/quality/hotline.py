@@ -62,6 +62,7 @@ def _silence(daily: Mapping[date, int], span: MonthSpan, last_month: Mapping[str
             "hotline_no_contacts",
             f"已过 {len(span.ended)} 天，无一天有来电或工单{before}",
             tuple(fmt.day_ranges(silent)),
+            {"days_over": len(span.ended), "silent_days": len(silent)},
         )
         return
     long_runs = [run for run in _runs(silent) if len(run) >= SILENT_RUN_DAYS]
@@ -71,6 +72,7 @@ def _silence(daily: Mapping[date, int], span: MonthSpan, last_month: Mapping[str
             "hotline_silent_days",
             f"已过 {len(span.ended)} 天中 {days} 天无来电或工单（连续 {SILENT_RUN_DAYS} 天及以上）",
             tuple(fmt.day_ranges(day for run in long_runs for day in run)),
+            {"days_over": len(span.ended), "silent_days": days, "run_days": SILENT_RUN_DAYS},
         )
 
 
@@ -87,6 +89,7 @@ def _changes(row: HotlineRow, span: MonthSpan, earlier: Sequence[Mapping[str, in
                 "hotline_category_stopped",
                 f"{len(stopped)} 个类别上月有、本月为 0",
                 tuple(f"{WORDING[f].label}（上月 {fmt.integer(last[f])} {WORDING[f].unit}）" for f in stopped),
+                {"stopped": {f: last[f] for f in stopped}},
             )
     calls = [e["calls"] for e in earlier if e and e["calls"] > 0]
     if len(calls) == len(earlier):
@@ -99,4 +102,5 @@ def _changes(row: HotlineRow, span: MonthSpan, earlier: Sequence[Mapping[str, in
                 tuple(
                     f"{m.month}月 {fmt.integer(n)} 个" for m, n in zip(months_before(span.first), calls, strict=True)
                 ),
+                {"calls": row.calls, "previous_months": calls, "change": round(float((row.calls - mean) / mean), 4)},
             )

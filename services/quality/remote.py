@@ -19,6 +19,12 @@ def remote_problems(data: RemoteMonth) -> list[InstitutionProblems]:
                 f"{PLATFORM_NAMES[found.platform]}：未接入期间上传 {fmt.integer(found.uploads)} 次"
                 f"（{counts_text(found.platform, found.counts)}），已计入",
                 tuple(fmt.day_ranges(found.days)),
+                {
+                    "platform": found.platform.value,
+                    "uploads": found.uploads,
+                    "counts": dict(found.counts),
+                    "days": [day.isoformat() for day in sorted(found.days)],
+                },
             )
         )
     out = []

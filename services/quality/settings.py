@@ -7,6 +7,7 @@ listed low conformance before these checks had a report of their own; it is pass
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -14,6 +15,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from services.quality.cross_stream import CROSS_STREAM_TOLERANCE
 from services.quality.trends import OUTLIER_SHARE
 from services.quality.uploads import FLATLINE_DAYS
+from services.settings import settings_on
 
 
 class QualitySettings(BaseSettings):
@@ -53,3 +55,8 @@ class Thresholds:
         return cls(
             conformance_threshold, settings.flatline_days, settings.outlier_share, settings.cross_stream_tolerance
         )
+
+
+def settings_of(state: Any) -> QualitySettings:
+    """An app's quality settings: `state.quality_settings` if its entry point set them, else read once."""
+    return settings_on(state, "quality_settings", QualitySettings)

@@ -205,22 +205,32 @@ def _upload_contradictions(row: UploadReportRow, span: MonthSpan) -> Iterable[Pr
 _KIOSK_WORDS = {"registration": "挂号", "payment": "缴费"}
 
 
+def amount_without_count(
+    registrations: int, registration_amount: Decimal, payments: int, payment_amount: Decimal
+) -> list[Problem]:
+    """The contract's amount_without_count on one kiosk row: money without a transaction, or
+    transactions without money (every registration and payment carries an amount)."""
+    zero = Decimal(0)
+    found = []
+    for kind, count, amount in (
+        ("registration", registrations, registration_amount),
+        ("payment", payments, payment_amount),
+    ):
+        if (count == 0 and amount > zero) or (count > 0 and amount == zero):
+            found.append(
+                Problem(
+                    "amount_without_count",
+                    f"{_KIOSK_WORDS[kind]} {fmt.integer(count)} 次，{_KIOSK_WORDS[kind]}金额 {fmt.amount(amount)} 元",
+                    figures={"kind": kind, "transactions": count, "amount": f"{amount:.2f}"},
+                )
+            )
+    return found
+
+
 def _kiosk_contradictions(row: KioskReportRow | None) -> Iterable[Problem]:
     if row is None:
         return
-    zero = Decimal(0)
-    for kind, count, amount in (
-        ("registration", row.registrations, row.registration_amount),
-        ("payment", row.payments, row.payment_amount),
-    ):
-        # Both directions are the contract's amount_without_count: money without a transaction,
-        # or transactions without money (every registration and payment carries an amount).
-        if (count == 0 and amount > zero) or (count > 0 and amount == zero):
-            yield Problem(
-                "amount_without_count",
-                f"{_KIOSK_WORDS[kind]} {fmt.integer(count)} 次，{_KIOSK_WORDS[kind]}金额 {fmt.amount(amount)} 元",
-                figures={"kind": kind, "transactions": count, "amount": f"{amount:.2f}"},
-            )
+    yield from amount_without_count(row.registrations, row.registration_amount, row.payments, row.payment_amount)
     if row.kiosks == 0 and (row.registrations > 0 or row.payments > 0):
         yield Problem(
             "transactions_without_kiosks",

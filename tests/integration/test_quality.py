@@ -1,0 +1,152 @@
+"""The data-quality checks on a generated month with planted problems, through the whole stack.
+
+Each check must fire where it was planted and nowhere else (tests/fixtures/quality.py plants
+them and says which); the figures behind a finding are the planted numbers. The quality report
+and the bulletin's problem lists are the same findings.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+
+from tests.fixtures import quality as planted
+from tests.fixtures.stack import admin_headers, count_events, wait_for
+from tests.unit.bulletin.page import parse, problems
+
+pytestmark = pytest.mark.integration
+MONTH = {"month": "2020-04"}
+
+
+async def _load_planted_month(collector: httpx.AsyncClient, db: asyncpg.Connection) -> None:
+    response = await collector.put("/v1/admin/reference", json=planted.reference(), headers=admin_headers())
+    assert response.status_code in (200, 201), response.text
+    total = 0
+    for path, events in planted.STREAMS.items():
+        batch = events()
+        total += len(batch)
+        for start in range(0, len(batch), 1000):
+            sent = await collector.post(path, json={"events": batch[start : start + 1000]}, headers=admin_headers())
+            assert sent.status_code == 202, (path, sent.text)
+
+    async def applied() -> bool:
+        return await count_events(db) >= total
+
+    await wait_for(applied, f"{total} planted events applied", timeout_s=120)
+
+
+async def _quality(aggregator: httpx.AsyncClient, headers: dict[str, str]) -> dict[str, Any]:
+    response = await aggregator.get("/v1/reports/quality", params=MONTH, headers=headers)
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def test_each_check_fires_where_it_was_planted_and_nowhere_else(
+    collector: httpx.AsyncClient, aggregator: httpx.AsyncClient, db: asyncpg.Connection
+) -> None:
+    await _load_planted_month(collector, db)
+    report = await _quality(aggregator, admin_headers())
+    assert report["days_over"] == 30
+    assert {(r["org_code"], r["check"]) for r in report["rows"]} == planted.PLANTED
+    rows = {(r["org_code"], r["check"]): r for r in report["rows"]}
+
+    # The figures behind the findings are the planted numbers.
+    cross = rows[("L1", "cross_stream_mismatch")]
+    assert cross["severity"] == "problem"
+    assert (cross["figures"]["appointment_calls"], cross["figures"]["phone_bookings"]) == (50, 30)
+    assert report["cross_stream"] == [
+        {
+            "org_code": "L1",
+            "name": "南京12320",
+            "city": "南京市",
+            "appointment_calls": 50,
+            "phone_bookings": 30,
+            "institutions": 1,
+            "agrees": False,
+        }
+    ]  # L2's city (无锡市) has no bookings here: it is not compared
+    outlier = rows[("H2", "volume_outlier")]["figures"]
+    assert outlier["value"] == planted.FIGURES["h2_april"]
+    assert outlier["previous_months"] == {"2020-01": 1000, "2020-02": 1000, "2020-03": 1000}
+    assert outlier["change"] == pytest.approx(1.0)
+    basic, hypertension = planted.FIGURES["ehr"]
+    twins = rows[("D4", "identical_figures")]["figures"]
+    assert twins["same_as"] == ["D5"] and rows[("D5", "identical_figures")]["figures"]["same_as"] == ["D4"]
+    assert twins["fields"]["ehr_basic_cumulative"] == 2 * basic  # both channels carry the records
+    assert twins["fields"]["ehr_hypertension_cumulative"] == 2 * hypertension
+    assert rows[("D3", "undeclared_uploads")]["figures"] == {"tables": ["LAB"], "records": 2 * 2 * 29}
+    assert rows[("H1", "flatline")]["figures"]["silent_days"] == 5
+    assert rows[("H1", "flatline")]["figures"]["last_active_day"] == "2020-04-25"
+    kiosk = rows[("H4", "flatline")]["figures"]
+    assert (kiosk["what"], kiosk["kiosk_id"], kiosk["silent_days"]) == ("kiosk", "K-H4-1", 10)
+    assert rows[("H3", "amount_without_count")]["figures"] == {
+        "kind": "registration",
+        "transactions": 30,
+        "amount": "0.00",
+    }
+    assert rows[("H5", "low_conformance")]["figures"]["conformance_rate"] == pytest.approx(0.5)
+    remote = rows[("O1", "unconnected_remote_upload")]["figures"]
+    assert (remote["platform"], remote["uploads"], remote["days"], remote["counts"]["cases"]) == (
+        "ecg",
+        1,
+        ["2020-04-05"],
+        4,
+    )
+    assert all(r["detail"] and r["title"] and r["severity"] in ("problem", "warning") for r in report["rows"])
+    assert {c["check"] for c in report["checks"]} >= {
+        "not_declared",
+        "undeclared_uploads",
+        "flatline",
+        "volume_outlier",
+        "amount_without_count",
+        "identical_figures",
+        "cross_stream_mismatch",
+        "unconnected_remote_upload",
+    }
+
+    # The bulletin's problem lists are the same findings, sentence for sentence.
+    page = parse((await aggregator.get("/v1/reports/bulletin", params=MONTH, headers=admin_headers())).text)
+    listed = {(org, check, detail) for org, found in problems(page).items() for check, detail, _ in found}
+    assert listed == {(r["org_code"], r["check"], r["detail"]) for r in report["rows"]}
+
+
+async def test_an_institution_sees_its_own_findings_and_no_comparison_with_others(
+    collector: httpx.AsyncClient, aggregator: httpx.AsyncClient, db: asyncpg.Connection
+) -> None:
+    await _load_planted_month(collector, db)
+    issued = (await collector.post("/v1/admin/tokens", json={"org_code": "D4"}, headers=admin_headers())).json()
+    d4 = {"Authorization": f"Bearer {issued['token']}"}
+
+    async def token_known() -> bool:
+        return (await aggregator.get("/v1/reports/quality", params=MONTH, headers=d4)).status_code == 200
+
+    await wait_for(token_known, "aggregator learned the new token")
+    report = await _quality(aggregator, d4)
+    # D4's copied row is only a finding beside D5's, which its token cannot read.
+    assert report["rows"] == [] and report["cross_stream"] == []
+    h1 = (await collector.post("/v1/admin/tokens", json={"org_code": "H1"}, headers=admin_headers())).json()
+    h1_headers = {"Authorization": f"Bearer {h1['token']}"}
+    await wait_for(
+        lambda: _ok(aggregator, h1_headers),
+        "aggregator learned the second token",
+    )
+    own = await _quality(aggregator, h1_headers)
+    assert {(r["org_code"], r["check"]) for r in own["rows"]} == {("H1", "flatline"), ("H1", "days_without_uploads")}
+
+
+async def _ok(aggregator: httpx.AsyncClient, headers: dict[str, str]) -> bool:
+    return (await aggregator.get("/v1/reports/quality", params=MONTH, headers=headers)).status_code == 200
+
+
+@pytest.mark.parametrize("params", [{"month": "2020-13"}, {"month": "2020-04", "format": "csv"}, {}])
+async def test_bad_quality_parameters_are_422(aggregator: httpx.AsyncClient, params: dict[str, str]) -> None:
+    response = await aggregator.get("/v1/reports/quality", params=params, headers=admin_headers())
+    assert response.status_code == 422, response.text
+
+
+async def test_the_quality_report_needs_a_token(aggregator: httpx.AsyncClient) -> None:
+    assert (await aggregator.get("/v1/reports/quality", params=MONTH)).status_code == 401
