@@ -84,7 +84,8 @@ async def get_uploads_report(
     """One row per institution of `kind`; an institution token sees only its own row."""
     first = _parse_month(month)
     async with request.app.state.pool.acquire() as conn:
-        rows = await uploads_report(conn, first, kind, principal.org_code)
+        deadline = quality_settings_of(request.app.state).scheduled_deadline_hours
+        rows = await uploads_report(conn, first, kind, principal.org_code, deadline)
     return _answer(UploadReportRow, rows, format, f"uploads-{kind.value}-{month}")
 
 

@@ -41,13 +41,14 @@ async def bulletin_html(
     `thresholds`: the checks' (services/quality/settings.py); the contract's defaults with the
     bulletin's conformance threshold when not given.
     """
-    data = await load_quality_month(conn, month, org_code)
+    limits = thresholds or Thresholds(conformance_threshold=settings.conformance_threshold)
+    data = await load_quality_month(conn, month, org_code, limits.scheduled_deadline_hours)
     return render_html(
         data,
         now=now or datetime.now(zone),
         zone=zone,
         conformance_threshold=settings.conformance_threshold,
-        thresholds=thresholds,
+        thresholds=limits,
     )
 
 

@@ -22,7 +22,7 @@ from services.streams.kiosk.model import KioskReportRow
 from services.streams.kiosk.report import kiosks_report
 from services.streams.remote_uploads.report import RemoteMonth, load_remote_month
 from services.streams.uploads.model import UploadReportRow
-from services.streams.uploads.report import uploads_report
+from services.streams.uploads.report import SCHEDULED_DEADLINE_H, uploads_report
 
 
 @dataclass(frozen=True)
@@ -53,15 +53,18 @@ class QualityMonth:
     """The reference data's days on which nothing is expected."""
 
 
-async def load_quality_month(conn: Connection, month: date, org_code: str | None) -> QualityMonth:
-    """Read `month` for `org_code` (None: every institution) in one repeatable-read snapshot.
+async def load_quality_month(
+    conn: Connection, month: date, org_code: str | None, deadline_h: int = SCHEDULED_DEADLINE_H
+) -> QualityMonth:
+    """Read `month` for `org_code` (None: every institution) in one repeatable-read snapshot;
+    `deadline_h`: when a scheduled slot is on time (the upload rows' on-time rates).
 
     The consumer keeps writing while we read; one snapshot keeps the checks consistent with the
     tables (a day's records cannot appear in one and not the other).
     """
     async with conn.transaction(isolation="repeatable_read", readonly=True):
-        districts = await uploads_report(conn, month, InstitutionKind.DISTRICT, org_code)
-        hospitals = await uploads_report(conn, month, InstitutionKind.HOSPITAL, org_code)
+        districts = await uploads_report(conn, month, InstitutionKind.DISTRICT, org_code, deadline_h)
+        hospitals = await uploads_report(conn, month, InstitutionKind.HOSPITAL, org_code, deadline_h)
         kiosks = await kiosks_report(conn, month, org_code)
         details = await _details(conn, month, org_code)
         names = {r["table_code"]: r["name"] for r in await conn.fetch("SELECT table_code, name FROM cur_tables")}

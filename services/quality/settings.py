@@ -16,6 +16,7 @@ from services.quality.cross_stream import CROSS_STREAM_TOLERANCE
 from services.quality.trends import OUTLIER_SHARE
 from services.quality.uploads import FLATLINE_DAYS
 from services.settings import settings_on
+from services.streams.uploads.report import SCHEDULED_DEADLINE_H
 
 
 class QualitySettings(BaseSettings):
@@ -36,7 +37,10 @@ class QualitySettings(BaseSettings):
         description="cross_stream_mismatch: share of the larger figure the two may differ by",
     )
     scheduled_deadline_hours: int = Field(
-        6, ge=0, le=72, description="a scheduled slot is on time when it arrives by this hour after its business day"
+        SCHEDULED_DEADLINE_H,
+        ge=0,
+        le=72,
+        description="a scheduled slot is on time when it arrives by this hour after its business day",
     )
 
 
@@ -48,12 +52,18 @@ class Thresholds:
     flatline_days: int = FLATLINE_DAYS
     outlier_share: float = OUTLIER_SHARE
     cross_stream_tolerance: float = CROSS_STREAM_TOLERANCE
+    scheduled_deadline_hours: int = SCHEDULED_DEADLINE_H
+    """Read with the month (the uploads report's on-time rates), not by a check."""
 
     @classmethod
     def of(cls, settings: QualitySettings, conformance_threshold: float) -> Thresholds:
         """The thresholds of `settings` and the bulletin's conformance threshold."""
         return cls(
-            conformance_threshold, settings.flatline_days, settings.outlier_share, settings.cross_stream_tolerance
+            conformance_threshold,
+            settings.flatline_days,
+            settings.outlier_share,
+            settings.cross_stream_tolerance,
+            settings.scheduled_deadline_hours,
         )
 
 

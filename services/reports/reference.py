@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import date
 
 from services.contract.models import InstitutionKind, RequiredFor, TableCategory
 from services.storage.connection import Connection
@@ -27,13 +28,24 @@ class ReferenceView:
     table_required_for: Mapping[str, RequiredFor]
     declarations: Mapping[str, frozenset[str]]
     kiosks: Mapping[str, int]
+    no_upload_days: frozenset[date] = frozenset()
+    """Days on which no upload is expected (platform maintenance, agreed holidays)."""
+
+    def required_table_codes(self, kind: InstitutionKind) -> frozenset[str]:
+        """The tables an institution of `kind` must upload (none of a hotline or other institution)."""
+        if kind not in (InstitutionKind.DISTRICT, InstitutionKind.HOSPITAL):
+            return frozenset()
+        wanted = {RequiredFor.BOTH, RequiredFor(kind.value)}
+        return frozenset(code for code, req in self.table_required_for.items() if req in wanted)
 
     def required_tables(self, kind: InstitutionKind) -> int:
         """How many tables an institution of `kind` must upload (none of a hotline or other institution)."""
-        if kind not in (InstitutionKind.DISTRICT, InstitutionKind.HOSPITAL):
-            return 0
-        wanted = {RequiredFor.BOTH, RequiredFor(kind.value)}
-        return sum(1 for req in self.table_required_for.values() if req in wanted)
+        return len(self.required_table_codes(kind))
+
+    def expected_tables(self, inst: Institution) -> frozenset[str]:
+        """The tables expected of an institution each business day: its declared ones, its required
+        ones when it has declared nothing (contract Revision 2, "Expected uploads and timeliness")."""
+        return self.declarations.get(inst.org_code) or self.required_table_codes(inst.kind)
 
 
 async def load_reference_view(conn: Connection, org_code: str | None = None) -> ReferenceView:
@@ -45,6 +57,7 @@ async def load_reference_view(conn: Connection, org_code: str | None = None) -> 
     tables = await conn.fetch("SELECT table_code, category, required_for FROM cur_tables")
     decls = await conn.fetch("SELECT org_code, table_code FROM cur_declarations")
     kiosks = await conn.fetch("SELECT org_code, count(*) AS n FROM cur_kiosks GROUP BY org_code")
+    quiet = await conn.fetch("SELECT day FROM cur_no_upload_days")
     declarations: dict[str, set[str]] = {}
     for row in decls:
         declarations.setdefault(row["org_code"], set()).add(row["table_code"])
@@ -54,4 +67,5 @@ async def load_reference_view(conn: Connection, org_code: str | None = None) -> 
         table_required_for={r["table_code"]: RequiredFor(r["required_for"]) for r in tables},
         declarations={org: frozenset(codes) for org, codes in declarations.items()},
         kiosks={r["org_code"]: r["n"] for r in kiosks},
+        no_upload_days=frozenset(r["day"] for r in quiet),
     )

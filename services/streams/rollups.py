@@ -30,6 +30,8 @@ class Merge(StrEnum):
     """Sums: `count = count + excluded.count` (only new events are folded, so this counts once)."""
     GREATEST = "greatest"
     """Latest seen: `last = greatest(last, excluded.last)`."""
+    LEAST = "least"
+    """First seen: `first = least(first, excluded.first)`."""
 
 
 @dataclass(frozen=True)
@@ -51,7 +53,8 @@ class RollupTable:
         if self.merge is Merge.ADD:
             updates = ", ".join(f"{name} = {self.name}.{name} + excluded.{name}" for name, _ in self.values)
         else:
-            updates = ", ".join(f"{name} = greatest({self.name}.{name}, excluded.{name})" for name, _ in self.values)
+            function = self.merge.value  # greatest or least
+            updates = ", ".join(f"{name} = {function}({self.name}.{name}, excluded.{name})" for name, _ in self.values)
         conflict = ", ".join(name for name, _ in self.keys)
         return (
             f"INSERT INTO {self.name} ({names}) SELECT * FROM unnest({arrays}) "
@@ -70,6 +73,8 @@ class RollupTable:
         """`stored` and `delta` combined as the upsert combines them (for in-memory folds)."""
         if self.merge is Merge.ADD:
             return [a + b for a, b in zip(stored, delta, strict=True)]
+        if self.merge is Merge.LEAST:
+            return [min(a, b) for a, b in zip(stored, delta, strict=True)]
         return [max(a, b) for a, b in zip(stored, delta, strict=True)]
 
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import math
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from unittest.mock import ANY
@@ -50,6 +51,38 @@ def _once(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return list(first.values())
 
 
+def _timeliness(first: dict[tuple[str, str, str], datetime], expected: set[str], days: int) -> dict[str, Any]:
+    """Expected slots (table x channel x day of the month; the test set has no no-upload days),
+    filled, on time (realtime: on its business day; scheduled: by 06:00 the next day), lags."""
+    slots = len(expected) * days
+    filled = {"realtime": 0, "scheduled": 0}
+    on_time = {"realtime": 0, "scheduled": 0}
+    lags: list[float] = []
+    for (table, mode, business), arrived in first.items():
+        if table not in expected:
+            continue
+        end = datetime.fromisoformat(business).replace(tzinfo=SHANGHAI) + timedelta(days=1)
+        lag = (arrived - end).total_seconds()
+        filled[mode] += 1
+        on_time[mode] += lag <= (0 if mode == "realtime" else 6 * 3600)
+        if mode == "scheduled":
+            lags.append(lag)
+    lags.sort()
+
+    def rank(share: float) -> float | None:  # nearest rank, in hours to two decimals
+        return round(math.floor(lags[math.ceil(share * len(lags)) - 1]) / 3600, 2) if lags else None
+
+    return {
+        "expected_slots": slots,
+        "reporting_rate_realtime": _rate(filled["realtime"], slots),
+        "on_time_rate_realtime": _rate(on_time["realtime"], slots),
+        "reporting_rate_scheduled": _rate(filled["scheduled"], slots),
+        "on_time_rate_scheduled": _rate(on_time["scheduled"], slots),
+        "scheduled_lag_p50_hours": rank(0.5),
+        "scheduled_lag_p90_hours": rank(0.9),
+    }
+
+
 def _days_in(month: str) -> int:
     first = datetime.strptime(f"{month}-01", "%Y-%m-%d")
     following = (
@@ -72,9 +105,11 @@ def _expected_uploads(uploads: list[dict[str, Any]], month: str, kind: str) -> l
             continue
         org = inst["org_code"]
         declared = {d["table_code"] for d in REFERENCE["declarations"] if d["org_code"] == org}
+        required_codes = {t["table_code"] for t in REFERENCE["tables"] if t["required_for"] in (kind, "both")}
         row: dict[str, Any] = {"org_code": org, "name": inst["name"], "kind": kind, "month": month}
         records = documents = outpatient = discharges = 0
         flaws = {"incomplete_records": 0, "nonconforming_records": 0, "unlinked_records": 0}
+        first_arrival: dict[tuple[str, str, str], datetime] = {}
         days: set[object] = set()
         tables: set[str] = set()
         cumulative = dict.fromkeys(EHR.values(), 0)
@@ -87,6 +122,9 @@ def _expected_uploads(uploads: list[dict[str, Any]], month: str, kind: str) -> l
             if e["business_date"][:7] == month:
                 pair = channels.setdefault((e["table_code"], e["business_date"]), {"realtime": 0, "scheduled": 0})
                 pair[e["mode"]] += counted
+                slot = (e["table_code"], e["mode"], e["business_date"])
+                if counted > 0 and (slot not in first_arrival or uploaded < first_arrival[slot]):
+                    first_arrival[slot] = uploaded
             if uploaded.strftime("%Y-%m") <= month and category[e["table_code"]] in EHR:
                 cumulative[EHR[category[e["table_code"]]]] += counted
             if uploaded.strftime("%Y-%m") != month or counted == 0:
@@ -118,6 +156,7 @@ def _expected_uploads(uploads: list[dict[str, Any]], month: str, kind: str) -> l
             "conformity_rate": _rate(records - flaws["nonconforming_records"], records),
             "linkage_rate": _rate(records - flaws["unlinked_records"], records),
             "continuity_rate": _rate(len(days), _days_in(month)) if records else None,
+            **_timeliness(first_arrival, declared or required_codes, _days_in(month)),
         }
         rows.append(row)
     return sorted(rows, key=lambda r: (-r["records_uploaded"], r["org_code"]))
@@ -194,6 +233,8 @@ async def test_every_metric_matches_the_contract_definitions(
     assert all(r["records_uploaded"] and r["conformance_rate"] is not None for r in april)
     assert all(0 < r["completeness_rate"] < 1 and 0 < r["linkage_rate"] < 1 for r in april)
     assert any(r["continuity_rate"] == 1 for r in april) or any(0 < r["continuity_rate"] < 1 for r in april)
+    assert all(0 < r["on_time_rate_scheduled"] < r["reporting_rate_scheduled"] < 1 for r in april)
+    assert all(r["scheduled_lag_p90_hours"] > r["scheduled_lag_p50_hours"] for r in april)
     assert any(e["record_count"] == 0 for e in unique_uploads)
     assert len(unique_uploads) < len(uploads) and len(unique_kiosk) < len(payments)
 

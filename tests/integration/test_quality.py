@@ -114,6 +114,34 @@ async def test_each_check_fires_where_it_was_planted_and_nowhere_else(
     assert listed == {(r["org_code"], r["check"], r["detail"]) for r in report["rows"]}
 
 
+async def test_expected_uploads_and_timeliness_of_the_planted_month(
+    collector: httpx.AsyncClient, aggregator: httpx.AsyncClient, db: asyncpg.Connection
+) -> None:
+    await _load_planted_month(collector, db)
+    response = await aggregator.get(
+        "/v1/reports/uploads", params={**MONTH, "kind": "hospital"}, headers=admin_headers()
+    )
+    rows = {r["org_code"]: r for r in response.json()}
+    business = [d for d in planted.APRIL if d != planted.QUIET]  # the no-upload day expects nothing
+    assert all(r["expected_slots"] == len(business) for r in rows.values())  # one declared table each
+    # H1 uploads both channels on each business day up to April 25: its slots are filled on time
+    # (realtime at 10:00, the nightly batch at 23:30 of the day itself, half an hour early).
+    h1_days = len([d for d in business if d.day <= 25])
+    h1 = rows["H1"]
+    assert h1["reporting_rate_realtime"] == pytest.approx(h1_days / len(business), abs=1e-6)
+    assert h1["on_time_rate_realtime"] == h1["reporting_rate_realtime"]
+    assert h1["on_time_rate_scheduled"] == h1["reporting_rate_scheduled"] == h1["reporting_rate_realtime"]
+    assert (h1["scheduled_lag_p50_hours"], h1["scheduled_lag_p90_hours"]) == (-0.5, -0.5)
+    # H6's batch arrives at 07:00 the next day from April 20 on: filled, but late.
+    late = len([d for d in business if d >= planted.LATE_FROM])
+    h6 = rows["H6"]
+    assert h6["reporting_rate_scheduled"] == 1.0 and h6["reporting_rate_realtime"] == 1.0
+    assert h6["on_time_rate_scheduled"] == pytest.approx((len(business) - late) / len(business), abs=1e-6)
+    lags = sorted([-0.5] * (len(business) - late) + [7.0] * late)
+    nearest = {share: lags[-(-len(lags) * share // 100) - 1] for share in (50, 90)}
+    assert (h6["scheduled_lag_p50_hours"], h6["scheduled_lag_p90_hours"]) == (nearest[50], nearest[90])
+
+
 async def test_an_institution_sees_its_own_findings_and_no_comparison_with_others(
     collector: httpx.AsyncClient, aggregator: httpx.AsyncClient, db: asyncpg.Connection
 ) -> None:

@@ -27,3 +27,18 @@ CREATE TABLE kiosk_daily (
     PRIMARY KEY (org_code, kiosk_id, day)
 );
 GRANT SELECT ON kiosk_daily TO grafana_reader;
+
+-- Expected uploads and timeliness (contract Revision 2 "Expected uploads and timeliness"): one
+-- row per filled slot (institution, table, channel, business day with records), holding when
+-- its first records arrived, in seconds after the end of the business day in the platform
+-- time zone. Reporting rate, on-time rate and the scheduled channel's lag are read from these.
+-- Filled from the events applied after this migration (and by a rebuild).
+CREATE TABLE upload_slots (
+    org_code      text   NOT NULL,
+    table_code    text   NOT NULL,
+    mode          text   NOT NULL CHECK (mode IN ('realtime', 'scheduled')),
+    business_date date   NOT NULL,
+    first_lag_s   bigint NOT NULL,
+    PRIMARY KEY (org_code, business_date, table_code, mode)
+);
+GRANT SELECT ON upload_slots TO grafana_reader;

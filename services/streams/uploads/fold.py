@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
-from datetime import tzinfo
+from datetime import date, datetime, time, timedelta, tzinfo
 from typing import NamedTuple
 
 from services.streams.base import ConsumedEvent
@@ -35,13 +36,25 @@ CHANNEL_LAST_SEEN = RollupTable(
 )
 """Liveness per institution and channel (any event, record_count 0 included)."""
 
-ROLLUPS = (UPLOAD_DAILY, UPLOAD_MONTHLY_TABLES, CONFORMANCE_DAILY, CHANNEL_LAST_SEEN)
+UPLOAD_SLOTS = RollupTable(
+    "upload_slots",
+    (("org_code", "text"), ("table_code", "text"), ("mode", "text"), ("business_date", "date")),
+    (("first_lag_s", "bigint"),),
+    Merge.LEAST,
+)
+"""Per institution, table, channel and business_date with records: when its first records arrived,
+as seconds after the end of the business day (platform time zone; negative: before it ended).
+The expected-uploads figures (reporting rate, on-time rate, scheduled lag) read these slots."""
+
+ROLLUPS = (UPLOAD_DAILY, UPLOAD_MONTHLY_TABLES, CONFORMANCE_DAILY, CHANNEL_LAST_SEEN, UPLOAD_SLOTS)
 
 
 def fold(events: Sequence[ConsumedEvent[UploadEvent]], zone: tzinfo, into: Deltas) -> None:
     """Add new uploads; one without records counts only as liveness (`events`, last seen)."""
     daily, monthly = into.rows(UPLOAD_DAILY), into.rows(UPLOAD_MONTHLY_TABLES)
     conformance, last_seen = into.rows(CONFORMANCE_DAILY), into.rows(CHANNEL_LAST_SEEN)
+    slots = into.rows(UPLOAD_SLOTS)
+    day_ends: dict[date, float] = {}
     realtime = Mode.REALTIME
     # Written out per table rather than through a helper: this loop runs once per event.
     for consumed in events:
@@ -79,6 +92,18 @@ def fold(events: Sequence[ConsumedEvent[UploadEvent]], zone: tzinfo, into: Delta
         if row is None:
             row = conformance[key] = [0, 0]
         row[0 if event.mode is realtime else 1] += count
+        if count > 0:
+            business = event.business_date
+            end = day_ends.get(business)
+            if end is None:
+                end = day_ends[business] = day_end(business, zone)
+            lag = math.floor(event.uploaded_at.timestamp() - end)
+            key = (org, event.table_code, event.mode.value, business)
+            row = slots.get(key)
+            if row is None:
+                slots[key] = [lag]
+            elif lag < row[0]:
+                row[0] = lag
         key = (org, event.mode.value)
         row = last_seen.get(key)
         if row is None:
@@ -86,6 +111,11 @@ def fold(events: Sequence[ConsumedEvent[UploadEvent]], zone: tzinfo, into: Delta
         else:
             row[0] = max(row[0], event.uploaded_at)
             row[1] = max(row[1], consumed.received_at)
+
+
+def day_end(day: date, zone: tzinfo) -> float:
+    """Unix time of the end of `day` (00:00 of the next day) in the platform time zone."""
+    return datetime.combine(day + timedelta(days=1), time(0), tzinfo=zone).timestamp()
 
 
 class ChannelRecords(NamedTuple):

@@ -76,6 +76,20 @@ class UploadReportRow(BaseModel):
     """1 − Σ unlinked_records / records_uploaded (null without records)."""
     continuity_rate: float | None = None
     """upload_days / days in the month (null without records)."""
+    expected_slots: int = 0
+    """Per channel: expected tables (declared, or required when none are) × business days of the month."""
+    reporting_rate_realtime: float | None = None
+    """Filled realtime slots / expected slots (DHIS2's reporting rate); null without expected slots."""
+    on_time_rate_realtime: float | None = None
+    """Realtime slots filled on their business day / expected slots."""
+    reporting_rate_scheduled: float | None = None
+    """Filled scheduled slots / expected slots."""
+    on_time_rate_scheduled: float | None = None
+    """Scheduled slots filled by the deadline (06:00 of the next day) / expected slots."""
+    scheduled_lag_p50_hours: float | None = None
+    """Median hours from the end of the business day to a scheduled slot's first records (nearest rank)."""
+    scheduled_lag_p90_hours: float | None = None
+    """90th percentile of the same."""
 
 
 class MissingUploadRow(BaseModel):

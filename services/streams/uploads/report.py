@@ -9,6 +9,7 @@ the command line all call `uploads_report`.
 from __future__ import annotations
 
 import calendar
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
@@ -22,10 +23,11 @@ from services.streams.uploads.fold import (
     CONFORMANCE_DAILY,
     UPLOAD_DAILY,
     UPLOAD_MONTHLY_TABLES,
+    UPLOAD_SLOTS,
     ChannelRecords,
     conformance_sums,
 )
-from services.streams.uploads.model import MissingUploadRow, UploadReportRow
+from services.streams.uploads.model import MissingUploadRow, Mode, UploadReportRow
 
 EHR = (TableCategory.EHR_BASIC, TableCategory.EHR_HYPERTENSION, TableCategory.EHR_DIABETES)
 
@@ -45,6 +47,74 @@ class MonthInputs:
     incomplete: int = 0
     nonconforming: int = 0
     unlinked: int = 0
+    slot_lags: dict[tuple[str, str], list[int]] = field(default_factory=dict)
+    """(table, mode) -> the first-arrival lag (seconds after the business day) of each filled slot
+    of the month's business days (no_upload_days left out)."""
+
+
+SCHEDULED_DEADLINE_H = 6
+"""The contract's default: a scheduled slot is on time when it arrives by 06:00 of the next day."""
+
+
+def nearest_rank(values: list[int], share: float) -> int | None:
+    """The nearest-rank percentile: the smallest value with at least `share` of the values at or below it."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(share * len(ordered)) - 1)]
+
+
+@dataclass(frozen=True)
+class Timeliness:
+    """One institution's expected uploads of a month: DHIS2's reporting rate and reporting rate on time."""
+
+    expected_slots: int
+    """Per channel: expected tables × business days of the month."""
+    reporting_rate_realtime: float | None
+    on_time_rate_realtime: float | None
+    reporting_rate_scheduled: float | None
+    on_time_rate_scheduled: float | None
+    scheduled_lag_p50_hours: float | None
+    scheduled_lag_p90_hours: float | None
+
+
+def _hours(seconds: int | None) -> float | None:
+    return round(seconds / 3600, 2) if seconds is not None else None
+
+
+def timeliness(
+    expected_tables: frozenset[str], business_days: int, slot_lags: Mapping[tuple[str, str], list[int]], deadline_h: int
+) -> Timeliness:
+    """The expected-upload figures: slots of the expected tables, filled (and on time) per channel."""
+    expected = len(expected_tables) * business_days
+    deadlines = {Mode.REALTIME.value: 0, Mode.SCHEDULED.value: deadline_h * 3600}
+    filled = {mode: 0 for mode in deadlines}
+    on_time = {mode: 0 for mode in deadlines}
+    scheduled: list[int] = []
+    for (table, mode), lags in slot_lags.items():
+        if table not in expected_tables or mode not in deadlines:
+            continue
+        filled[mode] += len(lags)
+        on_time[mode] += sum(1 for lag in lags if lag <= deadlines[mode])
+        if mode == Mode.SCHEDULED.value:
+            scheduled += lags
+    realtime, nightly = Mode.REALTIME.value, Mode.SCHEDULED.value
+    return Timeliness(
+        expected_slots=expected,
+        reporting_rate_realtime=rate(filled[realtime], expected),
+        on_time_rate_realtime=rate(on_time[realtime], expected),
+        reporting_rate_scheduled=rate(filled[nightly], expected),
+        on_time_rate_scheduled=rate(on_time[nightly], expected),
+        scheduled_lag_p50_hours=_hours(nearest_rank(scheduled, 0.5)),
+        scheduled_lag_p90_hours=_hours(nearest_rank(scheduled, 0.9)),
+    )
+
+
+def business_days(month: date, no_upload_days: frozenset[date]) -> list[date]:
+    """The days of `month` on which uploads are expected."""
+    count = calendar.monthrange(month.year, month.month)[1]
+    days = [month.replace(day=n) for n in range(1, count + 1)]
+    return [d for d in days if d not in no_upload_days]
 
 
 def complement_rate(flawed: int, records: int) -> float | None:
@@ -52,9 +122,13 @@ def complement_rate(flawed: int, records: int) -> float | None:
     return rate(records - flawed, records)
 
 
-def upload_row(inst: Institution, month: date, inputs: MonthInputs, ref: ReferenceView) -> UploadReportRow:
+def upload_row(
+    inst: Institution, month: date, inputs: MonthInputs, ref: ReferenceView, deadline_h: int = SCHEDULED_DEADLINE_H
+) -> UploadReportRow:
     """One row of the uploads report, with every metric of the contract."""
     required = ref.required_tables(inst.kind)
+    days = business_days(month, ref.no_upload_days)
+    timely = timeliness(ref.expected_tables(inst), len(days), inputs.slot_lags, deadline_h)
     declared = ref.declarations.get(inst.org_code)
     declared_count = len(declared) if declared else None
     declared_uploaded = len(declared & inputs.uploaded_tables) if declared else 0
@@ -84,15 +158,26 @@ def upload_row(inst: Institution, month: date, inputs: MonthInputs, ref: Referen
         continuity_rate=(
             rate(inputs.upload_days, calendar.monthrange(month.year, month.month)[1]) if inputs.records else None
         ),
+        expected_slots=timely.expected_slots,
+        reporting_rate_realtime=timely.reporting_rate_realtime,
+        on_time_rate_realtime=timely.on_time_rate_realtime,
+        reporting_rate_scheduled=timely.reporting_rate_scheduled,
+        on_time_rate_scheduled=timely.on_time_rate_scheduled,
+        scheduled_lag_p50_hours=timely.scheduled_lag_p50_hours,
+        scheduled_lag_p90_hours=timely.scheduled_lag_p90_hours,
     )
 
 
 def upload_report(
-    kind: InstitutionKind, month: date, inputs: Mapping[str, MonthInputs], ref: ReferenceView
+    kind: InstitutionKind,
+    month: date,
+    inputs: Mapping[str, MonthInputs],
+    ref: ReferenceView,
+    deadline_h: int = SCHEDULED_DEADLINE_H,
 ) -> list[UploadReportRow]:
     """Every institution of `kind`, sorted by records uploaded, most first (the bulletin's order)."""
     rows = [
-        upload_row(inst, month, inputs.get(inst.org_code, MonthInputs()), ref)
+        upload_row(inst, month, inputs.get(inst.org_code, MonthInputs()), ref, deadline_h)
         for inst in ref.institutions
         if inst.kind is kind
     ]
@@ -100,9 +185,17 @@ def upload_report(
     return rows
 
 
-def inputs_from_deltas(deltas: Deltas, month: date, categories: Mapping[str, TableCategory]) -> dict[str, MonthInputs]:
+def inputs_from_deltas(
+    deltas: Deltas,
+    month: date,
+    categories: Mapping[str, TableCategory],
+    no_upload_days: frozenset[date] = frozenset(),
+) -> dict[str, MonthInputs]:
     """Month inputs computed in memory from folded events (the rollup rows before they are stored)."""
     out: dict[str, MonthInputs] = {}
+    for (org, table, mode, business), (lag,) in deltas.tables.get(UPLOAD_SLOTS.name, {}).items():
+        if month_of(business) == month and business not in no_upload_days:
+            out.setdefault(org, MonthInputs()).slot_lags.setdefault((table, mode), []).append(lag)
     for (org, day), (records, _, _) in deltas.tables.get(UPLOAD_DAILY.name, {}).items():
         if month_of(day) == month and records > 0:
             out.setdefault(org, MonthInputs()).upload_days += 1
@@ -170,6 +263,16 @@ async def month_inputs(conn: Connection, month: date, ref: ReferenceView) -> dic
         inputs = out.setdefault(row["org_code"], MonthInputs())
         category = ref.table_category[row["table_code"]]
         inputs.ehr_cumulative[category] = inputs.ehr_cumulative.get(category, 0) + row["records"]
+    for row in await conn.fetch(
+        """SELECT org_code, table_code, mode, array_agg(first_lag_s) AS lags FROM upload_slots
+           WHERE business_date >= $1 AND business_date < $2 AND NOT business_date = ANY($3::date[])
+           GROUP BY org_code, table_code, mode""",
+        month,
+        end,
+        sorted(ref.no_upload_days),
+    ):
+        inputs = out.setdefault(row["org_code"], MonthInputs())
+        inputs.slot_lags[(row["table_code"], row["mode"])] = list(row["lags"])
     # Mirrors fold.conformance_sums: only pairs where max(R, S) > 0 contribute.
     for row in await conn.fetch(
         """SELECT org_code,
@@ -188,14 +291,19 @@ async def month_inputs(conn: Connection, month: date, ref: ReferenceView) -> dic
 
 
 async def uploads_report(
-    conn: Connection, month: date, kind: InstitutionKind, org_code: str | None
+    conn: Connection,
+    month: date,
+    kind: InstitutionKind,
+    org_code: str | None,
+    deadline_h: int = SCHEDULED_DEADLINE_H,
 ) -> list[UploadReportRow]:
-    """`GET /v1/reports/uploads`: every institution of `kind` (or only `org_code`'s)."""
+    """`GET /v1/reports/uploads`: every institution of `kind` (or only `org_code`'s); `deadline_h`:
+    the hour after its business day by which a scheduled slot is on time."""
     # One snapshot, so every figure of a row comes from the same batches and reference version.
     async with conn.transaction(isolation="repeatable_read", readonly=True):
         ref = await load_reference_view(conn, org_code)
         inputs = await month_inputs(conn, month, ref)
-    return upload_report(kind, month, inputs, ref)
+    return upload_report(kind, month, inputs, ref, deadline_h)
 
 
 async def missing_uploads(conn: Connection, day: date, org_code: str | None) -> list[MissingUploadRow]:
