@@ -16,6 +16,7 @@ from services.bulletin.errors import BulletinError
 from services.contract.models import InstitutionKind
 from services.contract.validation import echo
 from services.quality.report import QualityReport, quality_report
+from services.quality.scorecard import Scorecard, scorecard
 from services.quality.settings import Thresholds
 from services.quality.settings import settings_of as quality_settings_of
 from services.reports.common import to_csv
@@ -236,6 +237,28 @@ async def get_quality_report(
             thresholds=_thresholds(request),
         )
     return JsonResponse(report.model_dump(mode="json"))
+
+
+@router.get(
+    "/v1/reports/scorecard",
+    tags=["reports"],
+    response_model=Scorecard,
+    responses=_REPORT_ERRORS,
+    summary="Districts and hospitals ranked by data quality, the worst first, with the previous month beside",
+)
+async def get_scorecard(
+    request: Request,
+    principal: CurrentPrincipal,
+    month: Month,
+    format: Annotated[Literal["json"], Query(description="json only")] = "json",
+) -> Response:
+    """Which institutions to govern next; an institution token sees its own row (ranked among all)."""
+    first = _parse_month(month)
+    async with request.app.state.pool.acquire() as conn:
+        card = await scorecard(
+            conn, first, principal.org_code, zone=request.app.state.settings.zone, thresholds=_thresholds(request)
+        )
+    return JsonResponse(card.model_dump(mode="json"))
 
 
 @router.get(

@@ -293,6 +293,24 @@ def report_quality(month: Annotated[str, typer.Option(help="YYYY-MM")], fmt: For
         render.quality(console, report, f"{month} 数据质量检查 data-quality checks")
 
 
+@report_app.command("scorecard")
+def report_scorecard(month: Annotated[str, typer.Option(help="YYYY-MM")], fmt: Format = "table") -> None:
+    """Districts and hospitals ranked by data quality, the worst first, with the previous month beside."""
+    from services.bulletin.settings import BulletinSettings
+    from services.quality.scorecard import scorecard
+    from services.quality.settings import QualitySettings, Thresholds
+
+    if fmt not in ("table", "json"):
+        _fail(f"unknown format {fmt!r}; use table or json")
+    first, zone = _month(month), _settings().zone
+    thresholds = Thresholds.of(QualitySettings(), BulletinSettings().conformance_threshold)
+    card = _with_db(lambda conn: scorecard(conn, first, None, zone=zone, thresholds=thresholds))
+    if fmt == "json":
+        sys.stdout.write(card.model_dump_json(indent=2) + "\n")
+    else:
+        render.scorecard(console, card, f"{month} 数据质量排名 data-quality scorecard (worst first)")
+
+
 @report_app.command("missing-uploads")
 def report_missing(day: Annotated[str, typer.Option("--date", help="YYYY-MM-DD")]) -> None:
     """Institutions that uploaded in the 7 days before DATE but not on it."""

@@ -12,6 +12,7 @@ from rich.table import Table
 
 from services.aggregator.deadletters import DeadLetter
 from services.quality.report import QualityReport
+from services.quality.scorecard import Scorecard
 from services.storage.tokens import TokenInfo
 from services.streams.appointments.model import AppointmentReport
 from services.streams.hotline.model import HotlineReport
@@ -186,6 +187,29 @@ def quality(console: Console, report: QualityReport, title: str) -> None:
         console.print(
             f"{c.name}: 电话预约 {c.appointment_calls:,} / {c.city} phone bookings {c.phone_bookings:,} — {verdict}"
         )
+
+
+def scorecard(console: Console, card: Scorecard, title: str) -> None:
+    """Print the ranking with the previous month's score and rank beside each."""
+    table = Table(title=title, header_style="bold")
+    for header in (
+        "#",
+        "单位\ninstitution",
+        "得分\nscore",
+        "问题/提示\nproblems/warnings",
+        f"{card.previous_month}\n#, score",
+    ):
+        table.add_column(header, justify="right" if header != "单位\ninstitution" else "left")
+    for row in card.rows:
+        before = "—" if row.previous is None else f"{row.previous.rank}, {row.previous.score:.2f}"
+        table.add_row(
+            str(row.month.rank),
+            f"{row.name} {row.org_code}",
+            f"{row.month.score:.2f}",
+            f"{row.month.problems}/{row.month.warnings}",
+            before,
+        )
+    console.print(table)
 
 
 def missing(console: Console, rows: Sequence[MissingUploadRow], day: date) -> None:

@@ -7,6 +7,7 @@ and the bulletin's problem lists are the same findings.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import asyncpg
@@ -14,6 +15,7 @@ import httpx
 import pytest
 
 from tests.fixtures import quality as planted
+from tests.fixtures.cli import run_telemetry
 from tests.fixtures.stack import admin_headers, count_events, wait_for
 from tests.unit.bulletin.page import parse, problems
 
@@ -178,3 +180,83 @@ async def test_bad_quality_parameters_are_422(aggregator: httpx.AsyncClient, par
 
 async def test_the_quality_report_needs_a_token(aggregator: httpx.AsyncClient) -> None:
     assert (await aggregator.get("/v1/reports/quality", params=MONTH)).status_code == 401
+
+
+def _score(row: dict[str, Any]) -> float:
+    """The scorecard's score by its definition, from an uploads report row (a plain fold)."""
+
+    def mean(a: float | None, b: float | None) -> float | None:
+        known = [v for v in (a, b) if v is not None]
+        return sum(known) / len(known) if known else None
+
+    coverage = row["declared_coverage_rate"] if row["declared_tables"] else row["table_coverage_rate"]
+    rates = [
+        row["completeness_rate"],
+        row["conformity_rate"],
+        row["linkage_rate"],
+        row["continuity_rate"],
+        coverage,
+        mean(row["reporting_rate_realtime"], row["reporting_rate_scheduled"]),
+        mean(row["on_time_rate_realtime"], row["on_time_rate_scheduled"]),
+    ]
+    return 100 * sum(r or 0.0 for r in rates) / len(rates)
+
+
+async def test_the_scorecard_ranks_the_worst_first_with_the_previous_month_beside(
+    collector: httpx.AsyncClient, aggregator: httpx.AsyncClient, db: asyncpg.Connection
+) -> None:
+    await _load_planted_month(collector, db)
+    response = await aggregator.get("/v1/reports/scorecard", params=MONTH, headers=admin_headers())
+    assert response.status_code == 200, response.text
+    card = response.json()
+    assert (card["month"], card["previous_month"]) == ("2020-04", "2020-03")
+    uploads = {}
+    for month in ("2020-04", "2020-03"):
+        for kind in ("district", "hospital"):
+            got = await aggregator.get(
+                "/v1/reports/uploads", params={"month": month, "kind": kind}, headers=admin_headers()
+            )
+            uploads.update({(month, r["org_code"]): r for r in got.json()})
+    findings = (await _quality(aggregator, admin_headers()))["rows"]
+    rows = card["rows"]
+    assert {r["org_code"] for r in rows} == {org for month, org in uploads if month == "2020-04"}
+    assert [r["month"]["rank"] for r in rows] == list(range(1, len(rows) + 1))
+    for r in rows:
+        assert r["month"]["score"] == pytest.approx(_score(uploads[("2020-04", r["org_code"])]), abs=0.01)
+        assert r["previous"]["score"] == pytest.approx(_score(uploads[("2020-03", r["org_code"])]), abs=0.01)
+        assert r["score_change"] == pytest.approx(r["month"]["score"] - r["previous"]["score"], abs=0.02)
+        mine = [f["severity"] for f in findings if f["org_code"] == r["org_code"]]
+        assert (r["month"]["problems"], r["month"]["warnings"]) == (mine.count("problem"), mine.count("warning"))
+    scores = [(r["month"]["score"], -r["month"]["problems"]) for r in rows]
+    assert scores == sorted(scores)  # worst first; ties: more problems first
+    # H2 and H6 uploaded in March, nobody else: everyone else scored 0 then and improved.
+    march = {r["org_code"]: r["previous"]["score"] for r in rows}
+    assert {org for org, score in march.items() if score > 0} == {"H2", "H6"}
+    # An institution's token: its own row, ranked among all.
+    issued = (await collector.post("/v1/admin/tokens", json={"org_code": "H1"}, headers=admin_headers())).json()
+    own_headers = {"Authorization": f"Bearer {issued['token']}"}
+
+    async def token_known() -> bool:
+        return (await aggregator.get("/v1/reports/scorecard", params=MONTH, headers=own_headers)).status_code == 200
+
+    await wait_for(token_known, "aggregator learned the new token")
+    own = (await aggregator.get("/v1/reports/scorecard", params=MONTH, headers=own_headers)).json()
+    assert own["rows"] == [r for r in rows if r["org_code"] == "H1"]
+
+
+async def test_the_commands_print_what_the_api_serves(
+    collector: httpx.AsyncClient, aggregator: httpx.AsyncClient, db: asyncpg.Connection, database_url: str
+) -> None:
+    await _load_planted_month(collector, db)
+    env = {"TELEMETRY_DATABASE_URL": database_url, "TELEMETRY_TIMEZONE": "Asia/Shanghai"}
+    api = await _quality(aggregator, admin_headers())
+    code, out = await run_telemetry("report", "quality", "--month", "2020-04", "--format", "json", env=env)
+    assert code == 0, out
+    assert json.loads(out)["rows"] == api["rows"]
+    code, out = await run_telemetry("report", "quality", "--month", "2020-04", env=env)
+    assert code == 0, out
+    assert "cross_stream_mismatch" in out and f"{len(api['rows'])} findings" in out
+    card = (await aggregator.get("/v1/reports/scorecard", params=MONTH, headers=admin_headers())).json()
+    code, out = await run_telemetry("report", "scorecard", "--month", "2020-04", "--format", "json", env=env)
+    assert code == 0, out
+    assert json.loads(out) == card
