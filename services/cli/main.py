@@ -15,6 +15,7 @@ from rich.console import Console
 
 from services.cli import render
 from services.contract.models import InstitutionKind
+from services.quality.settings import QualitySettings, Thresholds
 from services.settings import DEFAULT_CONSUMER_GROUP, ToolSettings
 from services.storage.connection import Connection
 from services.storage.database import open_pool
@@ -260,10 +261,9 @@ def report_bulletin(
     from services.bulletin.errors import BulletinError
     from services.bulletin.service import bulletin_files, write_bulletin
     from services.bulletin.settings import BulletinSettings
-    from services.quality.settings import QualitySettings, Thresholds
 
     first, zone, options = _month(month), _settings().zone, BulletinSettings()
-    thresholds = Thresholds.of(QualitySettings(), options.conformance_threshold)
+    thresholds = _thresholds()
     try:
         html, document = _with_db(
             lambda conn: bulletin_files(conn, first, settings=options, zone=zone, thresholds=thresholds)
@@ -275,17 +275,21 @@ def report_bulletin(
     console.print(f"wrote {written.html} and {written.pdf} ({written.pages} pages)")
 
 
+def _thresholds() -> Thresholds:
+    """The checks' thresholds from the environment (TELEMETRY_QUALITY_*, the bulletin's conformance threshold)."""
+    from services.bulletin.settings import BulletinSettings
+
+    return Thresholds.of(QualitySettings(), BulletinSettings().conformance_threshold)
+
+
 @report_app.command("quality")
 def report_quality(month: Annotated[str, typer.Option(help="YYYY-MM")], fmt: Format = "table") -> None:
     """The month's data-quality checks: each finding with its code, severity, sentence and figures."""
-    from services.bulletin.settings import BulletinSettings
     from services.quality.report import quality_report
-    from services.quality.settings import QualitySettings, Thresholds
 
     if fmt not in ("table", "json"):
         _fail(f"unknown format {fmt!r}; use table or json (the report is not one table, so there is no csv)")
-    first, zone = _month(month), _settings().zone
-    thresholds = Thresholds.of(QualitySettings(), BulletinSettings().conformance_threshold)
+    first, zone, thresholds = _month(month), _settings().zone, _thresholds()
     report = _with_db(lambda conn: quality_report(conn, first, None, zone=zone, thresholds=thresholds))
     if fmt == "json":
         sys.stdout.write(report.model_dump_json(indent=2) + "\n")
@@ -296,14 +300,11 @@ def report_quality(month: Annotated[str, typer.Option(help="YYYY-MM")], fmt: For
 @report_app.command("scorecard")
 def report_scorecard(month: Annotated[str, typer.Option(help="YYYY-MM")], fmt: Format = "table") -> None:
     """Districts and hospitals ranked by data quality, the worst first, with the previous month beside."""
-    from services.bulletin.settings import BulletinSettings
     from services.quality.scorecard import scorecard
-    from services.quality.settings import QualitySettings, Thresholds
 
     if fmt not in ("table", "json"):
         _fail(f"unknown format {fmt!r}; use table or json")
-    first, zone = _month(month), _settings().zone
-    thresholds = Thresholds.of(QualitySettings(), BulletinSettings().conformance_threshold)
+    first, zone, thresholds = _month(month), _settings().zone, _thresholds()
     card = _with_db(lambda conn: scorecard(conn, first, None, zone=zone, thresholds=thresholds))
     if fmt == "json":
         sys.stdout.write(card.model_dump_json(indent=2) + "\n")
