@@ -18,6 +18,9 @@ from services.aggregator.metrics import AggregatorMetrics
 from services.aggregator.quality import QualityMonitor
 from services.aggregator.settings import AggregatorSettings
 from services.aggregator.store import check_time_zone
+from services.bulletin.service import settings_of as bulletin_settings_of
+from services.quality.settings import Thresholds
+from services.quality.settings import settings_of as quality_settings_of
 from services.storage.database import open_pool
 from services.storage.months import archive_due, archived_cache
 from services.topics import topic_guard
@@ -61,7 +64,10 @@ def create_app(settings: AggregatorSettings, registry: CollectorRegistry | None 
         app.state.consumer = consumer
         app.state.consumer_task = asyncio.create_task(consumer.run(), name="consumer")
         app.state.consumer_task.add_done_callback(_report_exit)
-        quality = QualityMonitor(settings, pool, metrics)
+        thresholds = Thresholds.of(
+            quality_settings_of(app.state), bulletin_settings_of(app.state).conformance_threshold
+        )
+        quality = QualityMonitor(settings, pool, metrics, thresholds)
         app.state.quality = quality
         await quality.start()
         listener = start_metrics_listener(

@@ -1,10 +1,12 @@
 """Data-quality gauges per institution, read from the database by a background task.
 
 The figures are the ones of the monthly report, for the current month so far: the task
-calls `uploads_report` and `kiosks_report` (the contract's formulas live once, in each
-stream's `report.py`) and adds two liveness readings the reports do not have: when each
-channel last delivered, and the latest business date the nightly (scheduled) channel has
-delivered records for.
+reads the month as the quality report does (`load_quality_month`: the uploads and kiosk
+reports, whose formulas live once, in each stream's `report.py`), runs the data-quality
+checks on it (`run_checks`: the findings per institution and severity, and each 12320
+centre's appointment calls against its city's phone bookings), and adds two liveness readings
+the reports do not have: when each channel last delivered, and the latest business date the
+nightly (scheduled) channel has delivered records for.
 
 Every refresh builds a new immutable `QualitySnapshot`; `QualityGauges` (a custom
 Prometheus collector) exports the snapshot in hand at scrape time. So a scrape never sees
@@ -13,8 +15,9 @@ refresh, and a rate that is undefined (nothing declared, no conformance pairs) i
 absent series rather than a made-up 0.
 
 Cardinality: labels are `org_code` and `kind` (and `mode`, two values, on the per-channel
-gauges); never a table or a day. With N institutions that is at most 2N series per
-per-channel gauge and N per other gauge (see docs/monitoring.md).
+gauges; `dimension`, four values, on the quality ratios; `severity`, two, on the findings);
+never a table, a check or a day. With N institutions that is at most 4N series per gauge
+(see docs/monitoring.md).
 """
 
 from __future__ import annotations
@@ -33,10 +36,12 @@ import asyncpg
 from prometheus_client import CollectorRegistry
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 
-from services.contract.models import InstitutionKind
+from services.quality.checks import run_checks, span_of
+from services.quality.cross_stream import CrossStreamFigure, cross_stream_figures
+from services.quality.month import load_quality_month
+from services.quality.problems import Severity
+from services.quality.settings import Thresholds
 from services.storage.connection import Connection
-from services.streams.kiosk.report import kiosks_report
-from services.streams.uploads.report import uploads_report
 
 if TYPE_CHECKING:
     from services.aggregator.metrics import AggregatorMetrics
@@ -57,6 +62,11 @@ class InstitutionQuality:
     conformance: float | None
     kiosk_registrations: int
     kiosk_payments: int
+    dimensions: tuple[tuple[str, float | None], ...] = ()
+    """(dimension, rate): completeness, conformity, linkage, continuity (None: the report's null)."""
+    problems: int = 0
+    """Findings of severity `problem` of the data-quality checks, month so far."""
+    warnings: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +99,7 @@ class QualitySnapshot:
     scheduled: tuple[ScheduledProgress, ...]
     zone: ZoneInfo
     utc_offset_s: float
+    cross_stream: tuple[CrossStreamFigure, ...] = ()
 
 
 def platform_month(now: datetime, zone: ZoneInfo) -> date:
@@ -102,23 +113,25 @@ def day_start(day: date, zone: ZoneInfo) -> float:
 
 
 async def read_snapshot(
-    conn: Connection, month: date, zone: ZoneInfo, now: datetime, scheduled_lookback: timedelta
+    conn: Connection,
+    month: date,
+    zone: ZoneInfo,
+    now: datetime,
+    scheduled_lookback: timedelta,
+    thresholds: Thresholds | None = None,
 ) -> QualitySnapshot:
     """Read every quality figure of `month`; liveness and scheduled progress as of `now`.
 
     `scheduled_lookback` bounds the scan of raw events for the scheduled channel (a
     hypertable on `uploaded_at`, so only the last chunks are read); institutions whose
     nightly batch has carried no records for longer are not expected to send one.
+    `thresholds`: the checks' (the contract's defaults when not given).
     """
-    rows = [
-        *await uploads_report(conn, month, InstitutionKind.DISTRICT, None),
-        *await uploads_report(conn, month, InstitutionKind.HOSPITAL, None),
-    ]
-    kiosks = {
-        r.org_code: (r.registrations, r.payments)
-        for r in await kiosks_report(conn, month, None)
-        if r.org_code is not None
-    }
+    limits = thresholds or Thresholds()
+    data = await load_quality_month(conn, month, None, limits.scheduled_deadline_hours)
+    found = {inst.org_code: inst.problems for inst in run_checks(data, span_of(data, now, zone), limits)}
+    rows = [*data.districts, *data.hospitals]
+    kiosks = {r.org_code: (r.registrations, r.payments) for r in data.kiosks if r.org_code is not None}
     institutions = tuple(
         InstitutionQuality(
             org_code=r.org_code,
@@ -129,9 +142,24 @@ async def read_snapshot(
             conformance=r.conformance_rate,
             kiosk_registrations=kiosks.get(r.org_code, (0, 0))[0],
             kiosk_payments=kiosks.get(r.org_code, (0, 0))[1],
+            dimensions=(
+                ("completeness", r.completeness_rate),
+                ("conformity", r.conformity_rate),
+                ("linkage", r.linkage_rate),
+                ("continuity", r.continuity_rate),
+            ),
+            problems=sum(1 for p in found.get(r.org_code, ()) if p.severity is Severity.PROBLEM),
+            warnings=sum(1 for p in found.get(r.org_code, ()) if p.severity is Severity.WARNING),
         )
         for r in rows
     )
+    comparisons: tuple[CrossStreamFigure, ...] = ()
+    if data.hotline is not None and data.appointments is not None:
+        comparisons = tuple(
+            cross_stream_figures(
+                data.hotline.report, data.appointments.report, data.cities, limits.cross_stream_tolerance
+            )
+        )
     channels = tuple(
         ChannelLiveness(r["org_code"], r["kind"], r["mode"], r["last_uploaded_at"], r["last_received_at"])
         for r in await conn.fetch(
@@ -162,6 +190,7 @@ async def read_snapshot(
         scheduled=scheduled,
         zone=zone,
         utc_offset_s=offset.total_seconds() if offset is not None else 0.0,
+        cross_stream=comparisons,
     )
 
 
@@ -232,6 +261,27 @@ class QualityGauges:
         offset = _gauge(
             "platform_utc_offset_seconds", "UTC offset of the platform time zone now (for day arithmetic in rules).", []
         )
+        dimensions = _gauge(
+            "institution_quality_ratio",
+            "Completeness, conformity, linkage (1 - flawed records / records) and continuity (upload days / days"
+            " of the month), current month so far (absent without records).",
+            ["org_code", "kind", "dimension"],
+        )
+        findings = _gauge(
+            "institution_quality_findings",
+            "Findings of the data-quality checks (GET /v1/reports/quality), current month so far, by severity.",
+            ["org_code", "kind", "severity"],
+        )
+        disagreement = _gauge(
+            "cross_stream_disagreement_ratio",
+            "|appointment calls - phone bookings of the city| / the larger, per 12320 centre, current month so far.",
+            ["org_code"],
+        )
+        cross_figures = _gauge(
+            "cross_stream_appointments",
+            "A 12320 centre's appointment calls and its city's phone bookings, current month so far.",
+            ["org_code", "figure"],
+        )
         if snap is not None:
             for q in snap.institutions:
                 labels = [q.org_code, q.kind]
@@ -243,6 +293,17 @@ class QualityGauges:
                         family.add_metric(labels, value)
                 if q.conformance is not None:
                     conformance.add_metric(labels, q.conformance)
+                for dimension, ratio in q.dimensions:
+                    if ratio is not None:
+                        dimensions.add_metric([*labels, dimension], ratio)
+                findings.add_metric([*labels, Severity.PROBLEM.value], q.problems)
+                findings.add_metric([*labels, Severity.WARNING.value], q.warnings)
+            for pair in snap.cross_stream:
+                larger = max(pair.appointment_calls, pair.phone_bookings)
+                gap = abs(pair.appointment_calls - pair.phone_bookings)
+                disagreement.add_metric([pair.org_code], gap / larger if larger else 0.0)
+                cross_figures.add_metric([pair.org_code, "appointment_calls"], pair.appointment_calls)
+                cross_figures.add_metric([pair.org_code, "phone_bookings"], pair.phone_bookings)
             for c in snap.channels:
                 last_upload.add_metric([c.org_code, c.kind, c.mode], c.last_uploaded_at.timestamp())
                 last_received.add_metric([c.org_code, c.kind, c.mode], c.last_received_at.timestamp())
@@ -260,14 +321,25 @@ class QualityGauges:
             last_received,
             scheduled,
             offset,
+            dimensions,
+            findings,
+            disagreement,
+            cross_figures,
         )
 
 
 class QualityMonitor:
     """Refreshes the quality gauges every `quality_refresh_s`; started and stopped by the app's lifespan."""
 
-    def __init__(self, settings: AggregatorSettings, pool: asyncpg.Pool, metrics: AggregatorMetrics) -> None:
+    def __init__(
+        self,
+        settings: AggregatorSettings,
+        pool: asyncpg.Pool,
+        metrics: AggregatorMetrics,
+        thresholds: Thresholds | None = None,
+    ) -> None:
         self._settings = settings
+        self._thresholds = thresholds or Thresholds()
         self._pool = pool
         self._metrics = metrics
         self._zone = ZoneInfo(settings.timezone)
@@ -292,7 +364,7 @@ class QualityMonitor:
         started = time.perf_counter()
         async with self._pool.acquire() as conn:
             snapshot = await read_snapshot(
-                conn, month, self._zone, now, timedelta(days=s.quality_scheduled_lookback_days)
+                conn, month, self._zone, now, timedelta(days=s.quality_scheduled_lookback_days), self._thresholds
             )
         self._metrics.quality.update(snapshot)
         self._metrics.quality_refresh_duration.observe(time.perf_counter() - started)

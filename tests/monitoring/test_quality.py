@@ -19,6 +19,8 @@ from services.aggregator.quality import QualityMonitor, day_start
 from services.aggregator.settings import AggregatorSettings
 from services.collector.app import create_app as create_collector
 from services.contract.models import InstitutionKind
+from services.quality.report import quality_report
+from services.quality.settings import Thresholds
 from services.streams.kiosk.report import kiosks_report
 from services.streams.uploads.report import uploads_report
 from tests.fixtures.demo import DEMO_MONTH
@@ -104,6 +106,54 @@ async def test_gauges_are_the_reports_figures(demo_pool: asyncpg.Pool) -> None:
     assert gauge("aggregator_institution_upload_days")["D320118"] == 19
     assert metrics.registry.get_sample_value("aggregator_platform_utc_offset_seconds") == 8 * 3600
     assert (metrics.registry.get_sample_value("aggregator_quality_last_refresh_timestamp_seconds") or 0) > 0
+
+
+async def test_quality_gauges_are_the_reports_and_the_checks(demo_pool: asyncpg.Pool) -> None:
+    monitor, metrics = _monitor(demo_pool)
+    await monitor.refresh(now=AFTER_THE_MONTH)
+    async with demo_pool.acquire() as conn:
+        rows = [
+            *await uploads_report(conn, DEMO_MONTH, InstitutionKind.DISTRICT, None),
+            *await uploads_report(conn, DEMO_MONTH, InstitutionKind.HOSPITAL, None),
+        ]
+        report = await quality_report(
+            conn, DEMO_MONTH, None, zone=SHANGHAI, thresholds=Thresholds(), now=AFTER_THE_MONTH
+        )
+    ratios = {
+        (dict(k)["org_code"], dict(k)["dimension"]): v
+        for k, v in _samples(metrics.registry, "aggregator_institution_quality_ratio").items()
+    }
+    expected = {
+        (r.org_code, dimension): value
+        for r in rows
+        for dimension, value in (
+            ("completeness", r.completeness_rate),
+            ("conformity", r.conformity_rate),
+            ("linkage", r.linkage_rate),
+            ("continuity", r.continuity_rate),
+        )
+        if value is not None
+    }
+    assert ratios == expected and len(expected) > len(rows)
+    findings = {
+        (dict(k)["org_code"], dict(k)["severity"]): v
+        for k, v in _samples(metrics.registry, "aggregator_institution_quality_findings").items()
+    }
+    upload_orgs = {r.org_code for r in rows}
+    for org in upload_orgs:
+        mine = [f.severity.value for f in report.rows if f.org_code == org]
+        assert (findings[(org, "problem")], findings[(org, "warning")]) == (
+            mine.count("problem"),
+            mine.count("warning"),
+        )
+    assert sum(findings.values()) > 0
+    # The demo's 12320 centre: 81,506 appointment calls, 81,506 phone bookings in its city.
+    pairs = {
+        (dict(k)["org_code"], dict(k)["figure"]): v
+        for k, v in _samples(metrics.registry, "aggregator_cross_stream_appointments").items()
+    }
+    assert {figure: v for (_, figure), v in pairs.items()} == {"appointment_calls": 81_506, "phone_bookings": 81_506}
+    assert list(_samples(metrics.registry, "aggregator_cross_stream_disagreement_ratio").values()) == [0.0]
 
 
 async def test_liveness_gauges_per_channel(demo_pool: asyncpg.Pool) -> None:
