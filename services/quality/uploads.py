@@ -114,7 +114,7 @@ def trailing_silence(daily: Mapping[date, int], span: MonthSpan) -> tuple[list[d
 
 
 def _is_flatline(daily: Mapping[date, int], span: MonthSpan, flatline_days: int) -> list[date]:
-    # "Active earlier": on at least as many days as the silence is long, so that a feed that
+    # "Active earlier": on at least `flatline_days` days before the silence, so that a feed that
     # sends once a week (or sent once) is not called stopped after three quiet days.
     silent, active_days = trailing_silence(daily, span)
     return silent if len(silent) >= flatline_days and active_days >= flatline_days else []
