@@ -15,11 +15,16 @@ from services.send.poster import SendReport
 
 
 class _RateColumn(ProgressColumn):
-    """Events settled (accepted or refused) per second."""
+    """Events settled (accepted or refused) per second since the start.
+
+    Not rich's own speed, which needs samples from a live display and is empty where standard
+    error is not a terminal (a log, CI).
+    """
 
     def render(self, task: Task) -> Text:
-        """The speed as events/s."""
-        speed = task.finished_speed or task.speed
+        """The average speed as events/s."""
+        elapsed = task.finished_time or task.elapsed
+        speed = task.completed / elapsed if elapsed else 0.0
         return Text(f"{speed:,.0f} events/s" if speed else "- events/s", style="progress.data.speed")
 
 
