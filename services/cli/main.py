@@ -358,11 +358,11 @@ def send(
     timeout: Annotated[float, typer.Option(min=0.1, help="seconds to wait for one answer")] = 30.0,
     progress: Annotated[bool, typer.Option(help="show a progress bar (on standard error)")] = True,
 ) -> None:
-    """Post the events of FILES to the collector in batches (backfill); exit 0 if every event was accepted.
+    """Post the events of FILES to the collector in batches (backfill; README.md, "Backfill: telemetry send").
 
-    Refused events are written beside each file, FILE.refused.jsonl. Exit 1: some events refused;
-    2: a file could not be read; 3: some events not acknowledged (gave up after retries, or a
-    refused token): send the same files again, events already counted count once.
+    Refused events are written beside each file, to FILE.refused.jsonl.
+
+    Exit 0: every event accepted; 1: some refused; 2: a file could not be read; 3: some not acknowledged.
     """
     from services.cli import sending as report
     from services.send.errors import SourceError

@@ -10,7 +10,6 @@ posted until it is settled (`outcome.judge`): accepted; split, its refused event
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -27,8 +26,6 @@ from services.send.files import Source
 from services.send.outcome import MAX_NOTES, Accepted, GiveUp, Retry, Split, Stop, Tally, judge
 from services.send.records import Refused
 from services.send.retry import retry_delay
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,10 +99,10 @@ class _Stopped(Exception):
 
 
 def _note(run: FileRun, batch: Batch, text: str) -> None:
+    # Shown in the command's summary, which is where its user looks (the command logs nowhere else).
     first, last = batch.events[0].line, batch.events[-1].line
     if len(run.tally.notes) < MAX_NOTES:
-        run.tally.notes.append(f"lines {first}-{last}: {text}")
-    log.warning("batch not accepted", extra={"file": str(run.source.path), "lines": f"{first}-{last}", "why": text})
+        run.tally.notes.append(f"line {first}: {text}" if first == last else f"lines {first}-{last}: {text}")
 
 
 def _json(response: httpx.Response) -> Any:
@@ -155,8 +152,8 @@ async def send_files(
                     # Files are read on this thread: let the workers post meanwhile.
                     await asyncio.sleep(0)
             except SourceError as exc:
+                # Reported in the summary and by the exit code; the next file is still sent.
                 run.tally.failure = str(exc)
-                log.error("input file not read to its end", extra={"file": str(run.source.path), "why": str(exc)})
         for _ in range(options.concurrency):
             await queue.put(None)
 

@@ -26,12 +26,21 @@ from prometheus_client import CollectorRegistry
 from services.cli.progress import applied_offsets, topic_end_offsets
 from services.collector.app import create_app as create_collector
 from services.contract.models import InstitutionKind
+from services.storage.reference import read_reference_folder, replace_reference
 from services.streams.kiosk.report import kiosks_report
 from services.streams.uploads.report import uploads_report
 from tests.fixtures.cli import run_telemetry
 from tests.fixtures.events import REFERENCE
 from tests.fixtures.server import ServerThread
-from tests.fixtures.stack import ADMIN_TOKEN, StackConfig, admin_headers, aggregator_running, stored_event_ids, wait_for
+from tests.fixtures.stack import (
+    ADMIN_TOKEN,
+    REPO,
+    StackConfig,
+    admin_headers,
+    aggregator_running,
+    stored_event_ids,
+    wait_for,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -40,12 +49,15 @@ UPLOAD_FIELDS = ["event_id", "org_code", "table_code", "mode", "business_date", 
 
 
 @contextmanager
-def collector_server(config: StackConfig, registry: CollectorRegistry, **overrides: Any) -> Iterator[str]:
-    """The collector on a loopback port of its own, reference data loaded; yields its URL."""
+def collector_server(
+    config: StackConfig, registry: CollectorRegistry, reference: Any = REFERENCE, **overrides: Any
+) -> Iterator[str]:
+    """The collector on a loopback port of its own, `reference` loaded (None: the database's); yields its URL."""
     app = create_collector(config.collector_settings(**overrides), registry)
     with ServerThread(app) as server:
-        with httpx.Client(base_url=server.base_url, headers=admin_headers(), timeout=30) as client:
-            assert client.put("/v1/admin/reference", json=REFERENCE).status_code in (200, 201)
+        if reference is not None:
+            with httpx.Client(base_url=server.base_url, headers=admin_headers(), timeout=30) as client:
+                assert client.put("/v1/admin/reference", json=reference).status_code in (200, 201)
         yield server.base_url
 
 
@@ -155,6 +167,11 @@ async def test_send_posts_two_streams_counts_what_it_says_and_writes_the_refused
             await _check_reports(db, good_uploads, good_payments)
 
 
+def _events_in(paths: list[str]) -> int:
+    """Lines of the files, less a CSV's header."""
+    return sum(len(Path(p).read_text(encoding="utf-8").splitlines()) - p.endswith(".csv") for p in paths)
+
+
 def _records(path: Path) -> list[dict[str, Any]]:
     return [orjson.loads(line) for line in path.read_bytes().splitlines()]
 
@@ -208,3 +225,14 @@ async def test_send_retries_a_rate_limited_institution_with_the_same_ids_and_eac
     assert sorted(await stored_event_ids(db)) == sorted(u["event_id"] for u in uploads)
     rows = await uploads_report(db, APRIL, InstitutionKind.DISTRICT, None)
     assert {r.org_code: r.records_uploaded for r in rows}["D1"] == sum(u["record_count"] for u in uploads)
+
+
+async def test_the_readmes_example_files_are_accepted_by_the_demo_reference_data(
+    stack_config: StackConfig, db: asyncpg.Connection
+) -> None:
+    await replace_reference(db, read_reference_folder(REPO / "services/demo/data/reference-2020-04"), source="test")
+    examples = sorted(str(p) for p in (REPO / "docs/examples").glob("backfill-*"))
+    with collector_server(stack_config, CollectorRegistry(), reference=None) as url:
+        code, output = await _send(url, *examples)
+    assert code == 0, output
+    assert f"total: {_events_in(examples)} accepted, 0 refused, 0 not acknowledged" in output

@@ -193,3 +193,20 @@ def test_open_source_names_or_infers_the_stream(tmp_path: Path) -> None:
     twice.write_text("event_id,event_id\n")
     with pytest.raises(SourceError, match="more than once"):
         open_source(twice, STREAMS, "upload", None)
+
+
+@pytest.mark.parametrize(
+    ("name", "stream"),
+    [
+        ("backfill-uploads-2020-03.csv", "upload"),
+        ("backfill-kiosk-2020-03.jsonl", "kiosk"),
+        ("backfill-remote-2020-03.csv", "remote_upload"),
+    ],
+)
+def test_the_readmes_example_files_are_valid_events_of_their_stream(name: str, stream: str) -> None:
+    source = open_source(Path(__file__).parents[2] / "docs" / "examples" / name, STREAMS, None, None)
+    assert source.stream is STREAMS[stream]
+    items = list(source.items())
+    assert items and all(isinstance(i, SourceEvent) for i in items)
+    events, problems = source.stream.validate([_event(i) for i in items])
+    assert problems == [] and len(events) == len(items)
