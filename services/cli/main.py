@@ -15,6 +15,7 @@ from rich.console import Console
 
 from services.cli import render
 from services.contract.models import InstitutionKind
+from services.send.files import Format as FileFormat
 from services.settings import DEFAULT_CONSUMER_GROUP, ToolSettings
 from services.storage.connection import Connection
 from services.storage.database import open_pool
@@ -339,7 +340,7 @@ def send(
             " default: told from each file's fields"
         ),
     ] = None,
-    fmt: Annotated[str | None, typer.Option("--format", help="jsonl or csv; default: from each file's suffix")] = None,
+    fmt: Annotated[FileFormat | None, typer.Option("--format", help="default: from each file's suffix")] = None,
     token: Annotated[
         str | None,
         typer.Option(
@@ -366,7 +367,7 @@ def send(
     """
     from services.cli import sending as report
     from services.send.errors import SourceError
-    from services.send.files import Format, open_source
+    from services.send.files import open_source
     from services.send.poster import SendOptions, send_files
     from services.streams import STREAMS
 
@@ -375,11 +376,8 @@ def send(
     if not secret:
         _fail("give a token: --token or TELEMETRY_TOKEN (an institution's), or TELEMETRY_ADMIN_TOKEN")
         return
-    if fmt is not None and fmt not in {f.value for f in Format}:
-        _fail(f"unknown format {fmt!r}; use jsonl or csv")
-        return
     try:
-        sources = [open_source(path, STREAMS, stream, Format(fmt) if fmt else None) for path in files]
+        sources = [open_source(path, STREAMS, stream, fmt) for path in files]
     except SourceError as exc:
         _fail(str(exc))
         return
