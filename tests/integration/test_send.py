@@ -236,3 +236,32 @@ async def test_the_readmes_example_files_are_accepted_by_the_demo_reference_data
         code, output = await _send(url, *examples)
     assert code == 0, output
     assert f"total: {_events_in(examples)} accepted, 0 refused, 0 not acknowledged" in output
+
+
+async def test_send_retries_the_collectors_503_with_the_same_ids_and_each_counts_once(
+    stack_config: StackConfig, db: asyncpg.Connection, tmp_path: Path
+) -> None:
+    uploads = [_upload(n, ("D1", "D2", "H1")[n % 3]) for n in range(300)]
+    path = tmp_path / "busy.csv"
+    _write_csv(path, uploads)
+    registry = CollectorRegistry()
+    # One request in progress at a time: eight senders at once meet "503 at its limit of 1 request in progress".
+    async with aggregator_running(stack_config):
+        with collector_server(stack_config, registry, max_concurrent_requests=1) as url:
+            code, output = await _send(
+                url, str(path), "--batch-size", "10", "--concurrency", "8", "--max-wait", "0.05", "--max-retries", "200"
+            )
+            assert code == 0, output
+            assert "total: 300 accepted, 0 refused, 0 not acknowledged" in output
+            busy = registry.get_sample_value(
+                "collector_http_requests_total", {"route": "/v1/uploads", "method": "POST", "status": "503"}
+            )
+            assert busy is not None and busy > 0, output
+            await wait_for(lambda: _all_applied(stack_config, db), "every event applied", timeout_s=60)
+
+    assert sorted(await stored_event_ids(db)) == sorted(u["event_id"] for u in uploads)
+    records: Counter[str] = Counter()
+    for event in uploads:
+        records[event["org_code"]] += event["record_count"]
+    rows = await uploads_report(db, APRIL, InstitutionKind.DISTRICT, None)
+    assert {r.org_code: r.records_uploaded for r in rows} == {org: records[org] for org in ("D1", "D2")}
