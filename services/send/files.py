@@ -250,6 +250,11 @@ def csv_rows(lines: Iterable[str]) -> Iterator[tuple[int, list[str]]]:
         last = reader.line_num
 
 
+def csv_header(rows: Iterator[tuple[int, list[str]]]) -> list[str] | None:
+    """The first row that is not empty (None if there is none); `rows` goes on after it."""
+    return next((cells for _, cells in rows if any(cells)), None)
+
+
 # ---- a file
 
 
@@ -281,10 +286,10 @@ class Source:
             return
         with self.path.open(encoding="utf-8-sig", newline="") as text:
             rows = csv_rows(text)
-            header = next(rows, None)
+            header = csv_header(rows)
             if header is None:
                 return
-            columns = csv_columns(header[1], _schema(self.stream.schema), str(self.path))
+            columns = csv_columns(header, _schema(self.stream.schema), str(self.path))
             yield from csv_items(rows, columns)
 
     def count_lines(self) -> int:
@@ -323,5 +328,5 @@ def _fields_in(path: Path, fmt: Format) -> list[str] | None:
         with path.open("rb") as lines:
             return jsonl_fields(lines)
     with path.open(encoding="utf-8-sig", newline="") as text:
-        header = next(csv_rows(text), None)
-    return [name.strip() for name in header[1]] if header else None
+        header = csv_header(csv_rows(text))
+    return [name.strip() for name in header] if header else None

@@ -21,7 +21,7 @@ class SourceEvent:
     """One event of an input file."""
 
     line: int
-    """Line of the file where the event starts (1 is the first line; a CSV's header is line 1)."""
+    """Line of the file where the event starts, counting every line (1 is the first; a CSV header counts)."""
     body: bytes
     """The event as one JSON object, as it is posted: a JSON line's own bytes, or a CSV row encoded."""
 

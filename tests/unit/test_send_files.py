@@ -13,6 +13,7 @@ from services.send.errors import SourceError
 from services.send.files import (
     Format,
     csv_columns,
+    csv_header,
     csv_items,
     csv_rows,
     format_of,
@@ -30,7 +31,8 @@ REMOTE_SCHEMA = load_schema("remote-upload.schema.json")
 
 def _csv(text: str, schema: dict[str, Any]) -> list[SourceEvent | Refused]:
     rows = csv_rows(text.splitlines(keepends=True))
-    header = next(rows)[1]
+    header = csv_header(rows)
+    assert header is not None
     return list(csv_items(rows, csv_columns(header, schema, "test.csv")))
 
 
@@ -122,12 +124,12 @@ def test_csv_nested_fields_by_dotted_columns_or_a_json_object() -> None:
 
 
 def test_csv_row_numbers_count_lines_of_quoted_cells_and_long_rows_are_refused() -> None:
-    text = 'event_id,org_code\n"a\nb",D1\nx,D1,extra\n\ny,D1\n'
+    text = '\n,\nevent_id,org_code\n"a\nb",D1\nx,D1,extra\n\ny,D1\n'
     items = _csv(text, UPLOAD_SCHEMA)
     assert [(type(i).__name__, i.line) for i in items] == [
-        ("SourceEvent", 2),
-        ("Refused", 4),
-        ("SourceEvent", 6),
+        ("SourceEvent", 4),
+        ("Refused", 6),
+        ("SourceEvent", 8),
     ]
     assert _event(items[0])["event_id"] == "a\nb"
     refused = items[1]
