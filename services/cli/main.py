@@ -385,6 +385,10 @@ def send(
         batch_size=batch_size, concurrency=concurrency, max_retries=max_retries, max_wait_s=max_wait, timeout_s=timeout
     )
     base_url = collector_url or settings.collector_url
+    if not base_url.startswith(("http://", "https://")):
+        # Not a connection that failed now and may work later: retrying it would only wait.
+        _fail(f"the collector URL must start with http:// or https://, got {base_url!r}")
+        return
     with report.progress_bar(err, sum(s.count_lines() for s in sources), enabled=progress) as on_change:
         result = asyncio.run(send_files(sources, base_url, secret, options, on_change=on_change))
     report.summary(console, result)

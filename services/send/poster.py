@@ -23,7 +23,7 @@ from services.contract.models import MAX_BATCH_EVENTS, MAX_BODY_BYTES
 from services.send.batches import Batch, batches
 from services.send.errors import SourceError
 from services.send.files import Source
-from services.send.outcome import MAX_NOTES, Accepted, GiveUp, Retry, Split, Stop, Tally, judge
+from services.send.outcome import MAX_NOTES, Accepted, GiveUp, Retry, Split, Stop, Tally, Verdict, judge
 from services.send.records import Refused
 from services.send.retry import retry_delay
 
@@ -168,7 +168,7 @@ async def send_files(
                 response = await client.post(run.source.stream.path, content=pending.body())
             except httpx.TransportError as exc:
                 # No answer: resending the same event_ids is safe, whatever the collector kept.
-                verdict: Any = Retry(f"no answer: {exc!r}")
+                verdict: Verdict = Retry(f"no answer: {exc!r}")
             else:
                 retry_after = response.headers.get("Retry-After")
                 verdict = judge(pending, response.status_code, _json(response))
