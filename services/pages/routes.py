@@ -9,8 +9,7 @@ pages are left out of the OpenAPI document: they are for people, `/v1/...` is fo
 from __future__ import annotations
 
 from collections.abc import Callable, Coroutine, Mapping
-from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from typing import Annotated, Any
 from urllib.parse import parse_qs, quote
 
@@ -21,10 +20,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from services.aggregator.receipts import receipt_for
 from services.aggregator.routes import parse_month
 from services.aggregator.settings import AggregatorSettings
-from services.bulletin.problems import month_span
-from services.bulletin.remote_platforms import PLATFORM_NAMES
 from services.bulletin.render import KIND_NAMES
-from services.pages.heatmap import calendar_svg, legend
 from services.pages.month import list_institutions, load_institution_month
 from services.pages.render import render
 from services.pages.sessions import (
@@ -36,7 +32,7 @@ from services.pages.sessions import (
     new_form_token,
     same_token,
 )
-from services.reports.common import next_month
+from services.pages.view import institution_html
 from services.storage.receipts import Receipt
 from services.streams import STREAMS
 from services.web.auth import Authenticator
@@ -258,19 +254,6 @@ def _own(session: Session, org_code: str) -> None:
         raise ForbiddenError("an institution may see only its own page")
 
 
-@dataclass(frozen=True, slots=True)
-class _Calendar:
-    title: str
-    svg: Any
-    total: int
-
-
-@dataclass(frozen=True, slots=True)
-class _DayRow:
-    day: date
-    values: tuple[int, ...]
-
-
 @router.get("/institutions/{org_code}")
 async def institution_page(request: Request, session: SignedIn, org_code: str, month: str | None = None) -> Response:
     """One institution's month: the calendar heatmap, missing tables, its report rows, receipts."""
@@ -281,39 +264,7 @@ async def institution_page(request: Request, session: SignedIn, org_code: str, m
     if page is None:
         raise NotFoundError(f"no institution {org_code} in the reference data in force")
     zone = _settings(request).zone
-    span = month_span(first, datetime.now(zone), zone)
-    channels = (
-        ("实时 Real-time", {day: pair.realtime for day, pair in page.channel_days.items()}),
-        ("定时 Scheduled", {day: pair.scheduled for day, pair in page.channel_days.items()}),
-    )
-    busiest = max((value for _, values in channels for value in values.values()), default=0)
-    calendars = [
-        _Calendar(
-            title,
-            calendar_svg(f"{first.year}年{first.month}月 {title} 每日记录数", span, values, busiest),
-            sum(values.values()),
-        )
-        for title, values in channels
-    ]
-    day_rows = [_DayRow(day, tuple(values.get(day, 0) for _, values in channels)) for day in span.days]
-    body = render(
-        "institution.html.j2",
-        title=page.institution.name,
-        session=session,
-        page=page,
-        kind_names=KIND_NAMES,
-        platform_names=PLATFORM_NAMES,
-        calendars=calendars,
-        legend=legend(busiest),
-        day_rows=day_rows,
-        month_text=f"{first:%Y-%m}",
-        month_label=f"{first.year}年{first.month}月",
-        month_over=len(span.ended) == span.days_in_month,
-        previous_month=f"{(first - timedelta(days=1)).replace(day=1):%Y-%m}",
-        next_month=f"{next_month(first):%Y-%m}",
-        self_url=_page_url(org_code),
-        endpoints=[stream.endpoint for stream in STREAMS.values()],
-    )
+    body = institution_html(page, session=session, now=datetime.now(zone), zone=zone, self_url=_page_url(org_code))
     return _html(body)
 
 
