@@ -1,8 +1,9 @@
 """The page of one institution of the demo month (April 2020) shows the printed bulletin's figures.
 
 南京市口腔医院 is the seed's own contradiction: 0 registrations and 80,573.00 CNY of registration
-amount (which the demo month cannot reproduce, see below). The expected figures are read from the printed tables (../shared/reference/nanjing-2020-04/,
-the hospital table in its consistent reading, see its NOTES), never from the platform's code.
+amount (which the demo month cannot reproduce, see below). The expected figures are read from the
+printed tables (../shared/reference/nanjing-2020-04/, the hospital table in its consistent reading,
+see its NOTES), never from the platform's code.
 """
 
 from __future__ import annotations
