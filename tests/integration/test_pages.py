@@ -23,6 +23,8 @@ from tests.fixtures.pages import (
     channel_days,
     conformance_percent,
     form_token,
+    hex_rgb,
+    luminance,
     seed_month,
     set_cookies,
     sign_in,
@@ -54,15 +56,6 @@ def _calendars(page: Node) -> list[tuple[str, dict[date, tuple[int, str]]]]:
             days[day] = (int(match[3].replace(",", "")), group.iter("rect")[0].attrs["fill"])
         out.append((svg.attrs["aria-label"], days))
     return out
-
-
-def _luminance(colour: str) -> float:
-    def channel(c: int) -> float:
-        s = c / 255
-        return s / 12.92 if s <= 0.03928 else ((s + 0.055) / 1.055) ** 2.4
-
-    r, g, b = (int(colour[i : i + 2], 16) for i in (1, 3, 5))
-    return 0.2126 * channel(r) + 0.7152 * channel(g) + 0.0722 * channel(b)
 
 
 def _row(page: Node, label: str) -> str:
@@ -113,7 +106,7 @@ async def test_an_institution_signs_in_and_sees_its_month(
     # One scale for both calendars: more records never a lighter shade; days without any share one shade.
     ordered = sorted(cells.values())
     for (low, low_fill), (high, high_fill) in itertools.pairwise(ordered):
-        assert _luminance(high_fill) <= _luminance(low_fill), (low, low_fill, high, high_fill)
+        assert luminance(hex_rgb(high_fill)) <= luminance(hex_rgb(low_fill)), (low, low_fill, high, high_fill)
     assert len({fill for n, fill in cells.values() if n == 0}) == 1
     assert len({fill for n, fill in cells.values()}) >= 3
     # Missing tables: D1 declared OPV, EHR and DM and sent no DM.

@@ -25,7 +25,7 @@ from prometheus_client import CollectorRegistry
 
 from services.aggregator.app import create_app
 from tests.fixtures.chromium import Page, chromium_page
-from tests.fixtures.pages import D1_NAME, D2_NAME, seed_month
+from tests.fixtures.pages import D1_NAME, D2_NAME, contrast_ratio, seed_month
 from tests.fixtures.stack import ADMIN_TOKEN, REPO, WAIT_S, StackConfig, free_port
 
 pytestmark = pytest.mark.integration
@@ -113,19 +113,9 @@ def _rgb(css: str) -> tuple[int, int, int]:
     return numbers[0], numbers[1], numbers[2]
 
 
-def _luminance(rgb: tuple[int, int, int]) -> float:
-    def linear(c: int) -> float:
-        s = c / 255
-        return s / 12.92 if s <= 0.03928 else ((s + 0.055) / 1.055) ** 2.4
-
-    r, g, b = (linear(c) for c in rgb)
-    return 0.2126 * r + 0.7152 * g + 0.0722 * b
-
-
 def contrast(fg: str, bg: str) -> float:
-    """WCAG contrast ratio of two CSS colours."""
-    a, b = sorted((_luminance(_rgb(fg)), _luminance(_rgb(bg))), reverse=True)
-    return (a + 0.05) / (b + 0.05)
+    """WCAG contrast ratio of two CSS colours as Chromium computes them (`rgb(r, g, b)`)."""
+    return contrast_ratio(_rgb(fg), _rgb(bg))
 
 
 async def check_accessibility(page: Page) -> None:

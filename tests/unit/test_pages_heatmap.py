@@ -12,28 +12,20 @@ import pytest
 
 from services.bulletin.problems import month_span
 from services.pages.heatmap import LEVELS, PENDING, Level, calendar_svg, legend, level
+from tests.fixtures.pages import contrast_ratio, hex_rgb, luminance
 from tests.unit.bulletin.page import parse
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 
-def _luminance(colour: str) -> float:
-    def linear(c: int) -> float:
-        s = c / 255
-        return s / 12.92 if s <= 0.03928 else ((s + 0.055) / 1.055) ** 2.4
-
-    r, g, b = (linear(int(colour[i : i + 2], 16)) for i in (1, 3, 5))
-    return 0.2126 * r + 0.7152 * g + 0.0722 * b
-
-
 @pytest.mark.parametrize("shade", [*LEVELS, PENDING])
 def test_every_day_number_is_readable_on_its_shade(shade: Level) -> None:
-    a, b = sorted((_luminance(shade.fill), _luminance(shade.ink)), reverse=True)
-    assert (a + 0.05) / (b + 0.05) >= 4.5, shade
+    assert contrast_ratio(hex_rgb(shade.fill), hex_rgb(shade.ink)) >= 4.5, shade
 
 
 def test_shades_darken_with_the_records() -> None:
-    assert [_luminance(s.fill) for s in LEVELS] == sorted((_luminance(s.fill) for s in LEVELS), reverse=True)
+    shades = [luminance(hex_rgb(s.fill)) for s in LEVELS]
+    assert shades == sorted(shades, reverse=True)
 
 
 @pytest.mark.parametrize("busiest", [1, 2, 3, 4, 7, 40, 1000, 12345])
