@@ -8,6 +8,7 @@ pages are left out of the OpenAPI document: they are for people, `/v1/...` is fo
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Coroutine, Mapping
 from datetime import UTC, date, datetime
 from typing import Annotated, Any
@@ -44,6 +45,8 @@ from services.web.errors import (
     UnauthenticatedError,
     UnsupportedMediaError,
 )
+
+log = logging.getLogger(__name__)
 
 _FORM_BYTES = 8192
 """Largest sign-in or sign-out body read: a token and a form token are far below it."""
@@ -217,10 +220,13 @@ async def sign_in(request: Request) -> Response:
     except UnauthenticatedError:
         principal = None
     if principal is None:
+        # Never the token itself, not even part of it: a mistyped token is nearly the real one.
+        log.info("page sign-in refused: unknown or revoked token")
         return _signin_page(request, "令牌无效或已吊销。Unknown or revoked token.", 401)
     sessions: Sessions = request.app.state.sessions
     async with request.app.state.pool.acquire() as conn:
         session_id, _ = await sessions.open(conn, principal, token, _now())
+    log.info("page sign-in", extra={"actor": principal.actor})
     response = RedirectResponse("/", status_code=303, headers=_HEADERS)
     _set_cookie(response, request, SESSION_COOKIE, session_id, int(sessions.lifetime.total_seconds()))
     _drop_cookie(response, request, SIGNIN_COOKIE)
@@ -238,6 +244,7 @@ async def sign_out(request: Request, session: MaybeSession) -> Response:
         sessions: Sessions = request.app.state.sessions
         async with request.app.state.pool.acquire() as conn:
             await sessions.close(conn, cookie)
+        log.info("page sign-out", extra={"actor": session.principal.actor})
     response = RedirectResponse("/", status_code=303, headers=_HEADERS)
     _drop_cookie(response, request, SESSION_COOKIE)
     return response
@@ -270,9 +277,10 @@ async def institution_page(request: Request, session: SignedIn, org_code: str, m
 
 @router.get("/institutions/{org_code}/receipt")
 async def receipt_page(
-    request: Request, session: SignedIn, org_code: str, endpoint: str, event_id: str, month: str | None = None
+    request: Request, session: SignedIn, org_code: str, endpoint: str = "", event_id: str = "", month: str | None = None
 ) -> Response:
     """What became of one of the institution's events (the API's receipt, as a page)."""
+    # Parameters are checked here rather than by FastAPI, whose 422 would be the API's JSON.
     _own(session, org_code)
     if not 0 < len(event_id) <= _EVENT_ID_CHARS or not set(event_id) <= _CODE_CHARS:
         raise InvalidRequestError("an event_id is 1-128 characters of letters, digits and . _ : -")
