@@ -44,7 +44,8 @@ _REPORT_ERRORS = error_responses(401, 422)
 _CSV = {"text/csv": {"schema": {"type": "string"}}}
 
 
-def _parse_month(text: str) -> date:
+def parse_month(text: str) -> date:
+    """First day of a `YYYY-MM` month within FIRST_YEAR-LAST_YEAR, or InvalidRequestError."""
     # fullmatch: `$` would also match before a final newline, which then reached a header.
     match = _MONTH.fullmatch(text)
     if not match:
@@ -79,7 +80,7 @@ async def get_uploads_report(
     format: Format = "json",
 ) -> Response:
     """One row per institution of `kind`; an institution token sees only its own row."""
-    first = _parse_month(month)
+    first = parse_month(month)
     async with request.app.state.pool.acquire() as conn:
         rows = await uploads_report(conn, first, kind, principal.org_code)
     return _answer(UploadReportRow, rows, format, f"uploads-{kind.value}-{month}")
@@ -96,7 +97,7 @@ async def get_kiosks_report(
     request: Request, principal: CurrentPrincipal, month: Month, format: Format = "json"
 ) -> Response:
     """Exact decimal amounts (strings in JSON)."""
-    first = _parse_month(month)
+    first = parse_month(month)
     async with request.app.state.pool.acquire() as conn:
         rows = await kiosks_report(conn, first, principal.org_code)
     return _answer(KioskReportRow, rows, format, f"kiosks-{month}")
@@ -113,7 +114,7 @@ async def get_hotline_report(
     request: Request, principal: CurrentPrincipal, month: Month, format: Format = "json"
 ) -> Response:
     """Calls by category and 12345 work orders per centre (`rows`) and `total`; CSV: the rows, then the total."""
-    first = _parse_month(month)
+    first = parse_month(month)
     async with request.app.state.pool.acquire() as conn:
         report = await hotline_report_of(conn, first, principal.org_code)
     if format == "csv":
@@ -135,7 +136,7 @@ async def get_remote_platforms_report(
     format: Annotated[Literal["json"], Query(description="json only: the report is not one table")] = "json",
 ) -> Response:
     """Connections at the month's end (reference data), the month's sums; an institution sees its own figures."""
-    first = _parse_month(month)
+    first = parse_month(month)
     async with request.app.state.pool.acquire() as conn:
         report = await remote_platforms_report(conn, first, principal.org_code)
     return JsonResponse(report.model_dump(mode="json"))
@@ -157,7 +158,7 @@ async def get_appointments_report(
     """Two tables (institutions, booking platforms), so JSON only: `format=csv` is refused (422)
     rather than answered in JSON. An institution token sees its own row and totals of it, and
     `appointments_cumulative` null (it is a figure of every institution)."""
-    first = _parse_month(month)
+    first = parse_month(month)
     async with request.app.state.pool.acquire() as conn:
         report = await appointments_report(conn, first, principal.org_code)
     return JsonResponse(report.model_dump(mode="json"))
@@ -177,7 +178,7 @@ async def get_bulletin(
     format: Annotated[Literal["html", "pdf"], Query(description="html (default) or pdf")] = "html",
 ) -> Response:
     """A self-contained HTML page (or its PDF); an institution token sees only its own rows and problems."""
-    first = _parse_month(month)
+    first = parse_month(month)
     options = bulletin.settings_of(request.app.state)
     async with request.app.state.pool.acquire() as conn:
         page = await bulletin.bulletin_html(
