@@ -16,6 +16,7 @@ from services.aggregator import receipts, routes
 from services.aggregator.consumer import EventConsumer
 from services.aggregator.metrics import AggregatorMetrics
 from services.aggregator.quality import QualityMonitor
+from services.aggregator.restated import RestatementMonitor
 from services.aggregator.settings import AggregatorSettings
 from services.aggregator.store import check_time_zone
 from services.storage.database import open_pool
@@ -64,6 +65,9 @@ def create_app(settings: AggregatorSettings, registry: CollectorRegistry | None 
         quality = QualityMonitor(settings, pool, metrics)
         app.state.quality = quality
         await quality.start()
+        restated = RestatementMonitor(pool, metrics, settings.zone, settings.restatements_refresh_s)
+        app.state.restated = restated
+        await restated.start()
         listener = start_metrics_listener(
             metrics.registry, settings.aggregator_metrics_host, settings.aggregator_metrics_port
         )
@@ -76,6 +80,7 @@ def create_app(settings: AggregatorSettings, registry: CollectorRegistry | None 
             archiver.cancel()
             await asyncio.gather(archiver, return_exceptions=True)
             listener.stop()
+            await restated.stop()
             await quality.stop()
             if topic_check is not None:
                 topic_check.cancel()

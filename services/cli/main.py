@@ -30,7 +30,7 @@ reference_app = typer.Typer(
 report_app = typer.Typer(help="Print the monthly reports as tables (or CSV/JSON).", no_args_is_help=True)
 demo_app = typer.Typer(help="The April 2020 demo month.", no_args_is_help=True)
 dead_app = typer.Typer(help="List and replay the dead-letter topic.", no_args_is_help=True)
-months_app = typer.Typer(help="Months: list them, archive a closed one.", no_args_is_help=True)
+months_app = typer.Typer(help="Months: list them, close an open one, archive a closed one.", no_args_is_help=True)
 app.add_typer(tokens_app, name="tokens")
 app.add_typer(reference_app, name="reference")
 app.add_typer(report_app, name="report")
@@ -271,6 +271,59 @@ def report_bulletin(
     console.print(f"wrote {written.html} and {written.pdf} ({written.pages} pages)")
 
 
+@report_app.command("restatements")
+def report_restatements(
+    month: Annotated[str, typer.Option(help="YYYY-MM, a closed month")],
+    fmt: Annotated[str, typer.Option("--format", "-f", help="table or json")] = "table",
+) -> None:
+    """The cells of a closed month's reports that changed after its close (GET /v1/reports/restatements)."""
+    import orjson
+    from rich.table import Table
+
+    from services.reports.restatements import MonthRestatements, restatements
+    from services.storage.errors import MonthNotFoundError, MonthStateError, SnapshotNotFoundError
+    from services.storage.months import month_of
+
+    if fmt not in ("table", "json"):
+        _fail(f"unknown format {fmt!r}; use table or json")
+    first = _month(month)
+    zone = _settings().zone
+
+    async def run(conn: Connection) -> MonthRestatements:
+        found = await month_of(conn, first)
+        if found is None:
+            raise MonthNotFoundError(f"no event has counted in {month}, and it was never closed")
+        if found.cutoff is None:
+            raise MonthStateError(f"{month} is open: restatements need a closed month")
+        async with conn.transaction(isolation="repeatable_read", readonly=True):
+            return await restatements(conn, found, zone)
+
+    try:
+        result = _with_db(run)
+    except (MonthNotFoundError, MonthStateError, SnapshotNotFoundError) as exc:
+        _fail(str(exc))
+        return
+    body = result.as_dict()
+    if fmt == "json":
+        sys.stdout.write(orjson.dumps(body, option=orjson.OPT_INDENT_2).decode() + "\n")
+        return
+    table = Table(
+        title=f"{month} restatements: closed at {body['cutoff']}, {body['events_after_cutoff']} events after the cutoff"
+    )
+    for column in ("report", "org_code", "field", "at close", "now", "events after"):
+        table.add_column(column)
+    for cell in result.cells:
+        table.add_row(
+            cell.report,
+            cell.org_code or "(total)",
+            cell.field,
+            str(cell.value_at_close),
+            str(cell.value_now),
+            str(cell.events_after_cutoff),
+        )
+    console.print(table)
+
+
 @report_app.command("missing-uploads")
 def report_missing(day: Annotated[str, typer.Option("--date", help="YYYY-MM-DD")]) -> None:
     """Institutions that uploaded in the 7 days before DATE but not on it."""
@@ -455,6 +508,33 @@ def months_list() -> None:
         console.print(
             f"{row['month']}  {row['state']:<8}  closed {row['closed_at'] or '-'}  archived {row['archived_at'] or '-'}"
         )
+
+
+@months_app.command("close")
+def months_close(month: Annotated[str, typer.Argument(help="YYYY-MM, an open month")]) -> None:
+    """Close a month now: record the cutoff and freeze every report of it (run `wait-applied` first)."""
+    import orjson
+
+    from services.storage.errors import MonthNotFoundError, MonthStateError
+    from services.storage.months import Month, close_month
+
+    first = _month(month)
+
+    async def run(conn: Connection) -> Month:
+        closed = await close_month(conn, first)
+        await conn.execute(
+            "INSERT INTO admin_audit (actor, action, subject, details) VALUES ('cli', 'month.close', $1, $2)",
+            month,
+            orjson.dumps({"cutoff": closed.as_dict()["cutoff"]}).decode(),
+        )
+        return closed
+
+    try:
+        closed = _with_db(run)
+    except (MonthNotFoundError, MonthStateError) as exc:
+        _fail(str(exc))
+        return
+    console.print(f"{month} closed at {closed.as_dict()['cutoff']}: its reports are frozen (as_of=closed)")
 
 
 @months_app.command("archive")

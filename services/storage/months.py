@@ -2,8 +2,9 @@
 
 - The aggregator creates a month (and its `event_keys` partition) on the month's first event
   (`ensure_months`).
-- Closing is `close_month`: here only the state and `closed_at`, in this one place; closing
-  with a cutoff and frozen report snapshots (issue 10) extends this function.
+- Closing is `close_month`, the one place where a month becomes closed: the cutoff, and a
+  frozen snapshot of every report of the month (`month_snapshots`, migration 0011) that
+  `as_of=closed` answers and restatements compare today's figures with.
 - Archiving (`archive_month`, `archive_due`) drops the month's key partition in the same
   transaction that marks it archived, and notifies `MONTHS_CHANNEL`: the collectors refuse
   the month's events from then on (422), and the aggregators dead-letter any already on the
@@ -16,11 +17,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, tzinfo
 from enum import StrEnum
+from typing import Any
 
 import asyncpg
+import orjson
 
+from services.reports.catalog import read_all
 from services.storage.connection import Connection
-from services.storage.errors import MonthNotFoundError, MonthStateError
+from services.storage.errors import MonthNotFoundError, MonthStateError, SnapshotNotFoundError
 from services.storage.live import LiveValue
 from services.streams.months import ArchivedMonths
 
@@ -108,14 +112,23 @@ async def list_months(conn: Connection) -> list[Month]:
 
 
 async def close_month(conn: Connection, month: date, at: datetime | None = None) -> Month:
-    """Mark an open month closed (state and `closed_at`; the cutoff is `at` too).
+    """Close an open month: record its cutoff (`at`, default now) and freeze every report of it.
 
-    The minimal close that archiving needs. Closing as the contract describes it (the cutoff
-    and a frozen snapshot of every report, restatements) is built on this function, so that
-    there is one place where a month becomes closed.
+    The one place where a month becomes closed. In the same transaction as the state change,
+    every report of `REPORTS` is written to `month_snapshots` as the admin sees it (`org_scope`
+    '') and as each institution of the reference set in force sees its own (`org_scope` its
+    org_code), so `as_of=closed` answers every reader what was published.
+
+    The months table is locked (EXCLUSIVE) before the transaction's first query: batches lock
+    their months' rows FOR SHARE, so the lock waits for the batches being applied and holds new
+    ones back until the snapshots are written, and the repeatable-read snapshot, taken by the
+    first query after the lock, sees every batch that committed before the close.
     """
-    async with conn.transaction():
-        await conn.execute("SELECT ensure_month($1)", month)
+    async with conn.transaction(isolation="repeatable_read"):
+        await conn.execute("LOCK TABLE months IN EXCLUSIVE MODE")
+        state = await conn.fetchval("SELECT state FROM months WHERE month = $1", month)
+        if state is None:
+            raise MonthNotFoundError(f"no event has counted in {month:%Y-%m}")
         row = await conn.fetchrow(
             f"""UPDATE months SET state = 'closed', closed_at = coalesce($2, now()), cutoff = coalesce($2, now())
                 WHERE month = $1 AND state = 'open' RETURNING {_COLUMNS}""",
@@ -123,9 +136,62 @@ async def close_month(conn: Connection, month: date, at: datetime | None = None)
             at,
         )
         if row is None:
-            raise MonthStateError(f"{month:%Y-%m} is not open")
+            raise MonthStateError(f"{month:%Y-%m} is {state}: only an open month can be closed")
+        await _freeze_reports(conn, month)
         await conn.execute(f"NOTIFY {MONTHS_CHANNEL}")
     return _month(row)
+
+
+async def _freeze_reports(conn: Connection, month: date) -> None:
+    orgs = [r["org_code"] for r in await conn.fetch("SELECT org_code FROM cur_institutions ORDER BY org_code")]
+    rows = []
+    for scope in (None, *orgs):
+        for name, body in (await read_all(conn, month, scope)).items():
+            rows.append((month, name, scope or ALL_INSTITUTIONS, orjson.dumps(body).decode()))
+    await conn.executemany(
+        "INSERT INTO month_snapshots (month, report, org_scope, body) VALUES ($1, $2, $3, $4::json)", rows
+    )
+
+
+ALL_INSTITUTIONS = ""
+"""`month_snapshots.org_scope` of the admin's view (every institution)."""
+
+
+async def month_of(conn: Connection, month: date) -> Month | None:
+    """The `months` row of `month`, or None when no event has counted in it."""
+    row = await conn.fetchrow(f"SELECT {_COLUMNS} FROM months WHERE month = $1", month)
+    return None if row is None else _month(row)
+
+
+async def frozen_report(conn: Connection, month: date, report: str, org_code: str | None) -> tuple[Month, Any]:
+    """A closed (or archived) month's report as frozen at its close, for the admin (None) or one institution.
+
+    MonthNotFoundError: no event counted in the month; MonthStateError: the month is open;
+    SnapshotNotFoundError: the reader had no view at the close (an institution added since).
+    """
+    async with conn.transaction(isolation="repeatable_read", readonly=True):
+        found = await month_of(conn, month)
+        if found is None:
+            raise MonthNotFoundError(f"no event has counted in {month:%Y-%m}, and it was never closed")
+        if found.state is MonthState.OPEN:
+            raise MonthStateError(f"{month:%Y-%m} is open: as_of=closed needs a closed month")
+        body = await conn.fetchval(
+            "SELECT body::text FROM month_snapshots WHERE month = $1 AND report = $2 AND org_scope = $3",
+            month,
+            report,
+            org_code or ALL_INSTITUTIONS,
+        )
+    if body is None:
+        raise SnapshotNotFoundError(
+            f"no frozen {report} report of {month:%Y-%m} for {org_code or 'every institution'}: "
+            "the institution was not in the reference data when the month was closed"
+        )
+    return found, orjson.loads(body)
+
+
+async def closed_months(conn: Connection) -> list[Month]:
+    """The months closed and not archived, oldest first."""
+    return [_month(r) for r in await conn.fetch(f"SELECT {_COLUMNS} FROM months WHERE state = 'closed' ORDER BY month")]
 
 
 async def archive_month(conn: Connection, month: date) -> Month:
