@@ -223,7 +223,7 @@ async def get_appointments_report(
     "/v1/reports/bulletin",
     tags=["reports"],
     response_class=HTMLResponse,
-    responses={200: {"content": {"text/html": {}, "application/pdf": {}}}, **error_responses(401, 422, 503)},
+    responses={200: {"content": {"text/html": {}, "application/pdf": {}}}, **error_responses(401, 404, 409, 422, 503)},
     summary="The monthly data-quality bulletin: the report tables, charts and each institution's problem list",
 )
 async def get_bulletin(
