@@ -100,6 +100,8 @@ def create_app(settings: AggregatorSettings, registry: CollectorRegistry | None 
     app.state.settings = settings
     app.state.metrics = metrics
     app.state.consumer_task = None
+    # One figures-as-of computation at a time (services/aggregator/routes.py, _as_of_slot).
+    app.state.as_of_gate = asyncio.Lock()
     install_error_handlers(app)
     app.include_router(routes.router)
     app.include_router(receipts.router)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
@@ -55,7 +56,8 @@ AsOf = Annotated[
 # The years timestamps may carry (docs/contract-decisions.md): a month or day outside them has no
 # events, and at the ends of the calendar the next month or the previous week do not exist.
 FIRST_YEAR, LAST_YEAR = 1900, 9998
-_REPORT_ERRORS = error_responses(401, 404, 409, 422)
+_REPORT_ERRORS = error_responses(401, 404, 409, 422, 503)
+AS_OF_RETRY_S = 30
 _CSV = {"text/csv": {"schema": {"type": "string"}}}
 
 
@@ -99,6 +101,17 @@ async def _closed_month(conn: Connection, month: date) -> MonthRow:
     return found
 
 
+@asynccontextmanager
+async def _as_of_slot(request: Request) -> AsyncIterator[None]:
+    """One figures-as-of computation at a time per aggregator: each folds every raw event received
+    by then (minutes for a month of a city), so a second one is answered 503 rather than queued."""
+    gate: asyncio.Lock = request.app.state.as_of_gate
+    if gate.locked():
+        raise UnavailableError("figures as of a time are being computed for another request", AS_OF_RETRY_S)
+    async with gate:
+        yield
+
+
 async def _report_body(request: Request, principal: Principal, report: Report, month: str, as_of: str | None) -> Body:
     """A report's JSON body: live, frozen at the month's close, or as of a time; the reader's own view."""
     first = _parse_month(month)
@@ -107,7 +120,7 @@ async def _report_body(request: Request, principal: Principal, report: Report, m
         if when is None:
             return await report.read(conn, first, principal.org_code)
         if isinstance(when, datetime):
-            async with rollups_as_of(conn, when, request.app.state.settings.zone):
+            async with _as_of_slot(request), rollups_as_of(conn, when, request.app.state.settings.zone):
                 return await report.read(conn, first, principal.org_code)
         with _month_errors():
             _, body = await frozen_report(conn, first, report.name, principal.org_code)
@@ -252,7 +265,7 @@ async def get_bulletin(
                 closed = await _closed_month(conn, first)
                 assert closed.cutoff is not None
                 cutoff = Cutoff(CutoffKind.CLOSED, closed.cutoff)
-            async with rollups_as_of(conn, cutoff.at, zone):
+            async with _as_of_slot(request), rollups_as_of(conn, cutoff.at, zone):
                 page = await bulletin.bulletin_html(
                     conn, first, org_code=principal.org_code, settings=options, zone=zone, cutoff=cutoff
                 )

@@ -114,43 +114,50 @@ async def list_months(conn: Connection) -> list[Month]:
 async def close_month(conn: Connection, month: date, at: datetime | None = None) -> Month:
     """Close an open month: record its cutoff (`at`, default now) and freeze every report of it.
 
-    The one place where a month becomes closed. In the same transaction as the state change,
-    every report of `REPORTS` is written to `month_snapshots` as the admin sees it (`org_scope`
-    '') and as each institution of the reference set in force sees its own (`org_scope` its
-    org_code), so `as_of=closed` answers every reader what was published.
+    The one place where a month becomes closed. In the transaction that changes the state, every
+    report of `REPORTS` is written to `month_snapshots` as the admin sees it (`org_scope` '') and
+    as each institution of the reference set in force sees its own (`org_scope` its org_code),
+    so `as_of=closed` answers every reader what was published.
 
-    The months table is locked (EXCLUSIVE) before the transaction's first query: batches lock
-    their months' rows FOR SHARE, so the lock waits for the batches being applied and holds new
-    ones back until the snapshots are written, and the repeatable-read snapshot, taken by the
-    first query after the lock, sees every batch that committed before the close.
+    One repeatable-read transaction: the reports are read from its snapshot, taken by its first
+    query, at the cutoff; batches go on meanwhile (what they apply is after the cutoff, a
+    restatement). Only then is the month's row updated, which waits for the batches of the month
+    being applied (they hold the row FOR SHARE) and holds new ones back for the few
+    milliseconds of the inserts. Two closes at once: the second is refused (MonthStateError).
     """
-    async with conn.transaction(isolation="repeatable_read"):
-        await conn.execute("LOCK TABLE months IN EXCLUSIVE MODE")
-        state = await conn.fetchval("SELECT state FROM months WHERE month = $1", month)
-        if state is None:
-            raise MonthNotFoundError(f"no event has counted in {month:%Y-%m}")
-        row = await conn.fetchrow(
-            f"""UPDATE months SET state = 'closed', closed_at = coalesce($2, now()), cutoff = coalesce($2, now())
-                WHERE month = $1 AND state = 'open' RETURNING {_COLUMNS}""",
-            month,
-            at,
-        )
-        if row is None:
-            raise MonthStateError(f"{month:%Y-%m} is {state}: only an open month can be closed")
-        await _freeze_reports(conn, month)
-        await conn.execute(f"NOTIFY {MONTHS_CHANNEL}")
+    try:
+        async with conn.transaction(isolation="repeatable_read"):
+            found = await month_of(conn, month)
+            if found is None:
+                raise MonthNotFoundError(f"no event has counted in {month:%Y-%m}")
+            if found.state is not MonthState.OPEN:
+                raise MonthStateError(f"{month:%Y-%m} is {found.state}: only an open month can be closed")
+            frozen = await _frozen_reports(conn, month)
+            row = await conn.fetchrow(
+                f"""UPDATE months SET state = 'closed', closed_at = coalesce($2, now()), cutoff = coalesce($2, now())
+                    WHERE month = $1 AND state = 'open' RETURNING {_COLUMNS}""",
+                month,
+                at,
+            )
+            if row is None:
+                raise MonthStateError(f"{month:%Y-%m} was closed meanwhile")
+            await conn.executemany(
+                "INSERT INTO month_snapshots (month, report, org_scope, body) VALUES ($1, $2, $3, $4::json)", frozen
+            )
+            await conn.execute(f"NOTIFY {MONTHS_CHANNEL}")
+    except asyncpg.SerializationError as exc:
+        # Another close (or an archive) changed the row after this transaction's snapshot.
+        raise MonthStateError(f"{month:%Y-%m} was closed meanwhile") from exc
     return _month(row)
 
 
-async def _freeze_reports(conn: Connection, month: date) -> None:
+async def _frozen_reports(conn: Connection, month: date) -> list[tuple[date, str, str, str]]:
     orgs = [r["org_code"] for r in await conn.fetch("SELECT org_code FROM cur_institutions ORDER BY org_code")]
     rows = []
     for scope in (None, *orgs):
         for name, body in (await read_all(conn, month, scope)).items():
             rows.append((month, name, scope or ALL_INSTITUTIONS, orjson.dumps(body).decode()))
-    await conn.executemany(
-        "INSERT INTO month_snapshots (month, report, org_scope, body) VALUES ($1, $2, $3, $4::json)", rows
-    )
+    return rows
 
 
 ALL_INSTITUTIONS = ""

@@ -265,6 +265,17 @@ async def test_as_of_answers_bad_inputs_in_the_one_error_shape(
         assert open_month.status_code == 409 and open_month.json()["error"] == "conflict", open_month.text
         unknown = await aggregator.get(path, params={**params, "month": "2019-01"}, headers=admin_headers())
         assert unknown.status_code == 404 and unknown.json()["error"] == "not_found", unknown.text
+    # One figures-as-of computation at a time: another is answered 503 with Retry-After.
+    app: Any = aggregator.app  # type: ignore[attr-defined]
+    async with app.state.as_of_gate:
+        busy = await aggregator.get(
+            "/v1/reports/kiosks", params={"month": "2020-04", "as_of": "2020-05-01T00:00:00Z"}, headers=admin_headers()
+        )
+    assert busy.status_code == 503 and busy.headers["Retry-After"] == "30", busy.text
+    free = await aggregator.get(
+        "/v1/reports/kiosks", params={"month": "2020-04", "as_of": "2020-05-01T00:00:00Z"}, headers=admin_headers()
+    )
+    assert free.status_code == 200
     assert (await aggregator.get("/v1/reports/restatements?month=2020-04", headers=admin_headers())).status_code == 409
     assert (await aggregator.get("/v1/reports/restatements?month=2019-01", headers=admin_headers())).status_code == 404
     assert (await aggregator.get("/v1/reports/restatements?month=2020-4", headers=admin_headers())).status_code == 422
