@@ -19,6 +19,8 @@ from services.aggregator.quality import QualityMonitor
 from services.aggregator.restated import RestatementMonitor
 from services.aggregator.settings import AggregatorSettings
 from services.aggregator.store import check_time_zone
+from services.pages import routes as pages
+from services.pages.sessions import Sessions
 from services.storage.database import open_pool
 from services.storage.months import archive_due, archived_cache
 from services.topics import topic_guard
@@ -59,6 +61,9 @@ def create_app(settings: AggregatorSettings, registry: CollectorRegistry | None 
         consumer = EventConsumer(settings, pool, metrics, archived)
         app.state.pool = pool
         app.state.authenticator = Authenticator(settings.admin_token.get_secret_value(), tokens)
+        app.state.sessions = Sessions(
+            settings.admin_token.get_secret_value(), tokens, timedelta(hours=settings.page_session_hours)
+        )
         app.state.consumer = consumer
         app.state.consumer_task = asyncio.create_task(consumer.run(), name="consumer")
         app.state.consumer_task.add_done_callback(_report_exit)
@@ -105,6 +110,7 @@ def create_app(settings: AggregatorSettings, registry: CollectorRegistry | None 
     install_error_handlers(app)
     app.include_router(routes.router)
     app.include_router(receipts.router)
+    app.include_router(pages.router)
     app.add_middleware(InstrumentationMiddleware, metrics=metrics.http)
     return app
 

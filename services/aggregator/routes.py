@@ -61,7 +61,8 @@ AS_OF_RETRY_S = 30
 _CSV = {"text/csv": {"schema": {"type": "string"}}}
 
 
-def _parse_month(text: str) -> date:
+def parse_month(text: str) -> date:
+    """First day of a `YYYY-MM` month within FIRST_YEAR-LAST_YEAR, or InvalidRequestError."""
     # fullmatch: `$` would also match before a final newline, which then reached a header.
     match = _MONTH.fullmatch(text)
     if not match:
@@ -114,7 +115,7 @@ async def _as_of_slot(request: Request) -> AsyncIterator[None]:
 
 async def _report_body(request: Request, principal: Principal, report: Report, month: str, as_of: str | None) -> Body:
     """A report's JSON body: live, frozen at the month's close, or as of a time; the reader's own view."""
-    first = _parse_month(month)
+    first = parse_month(month)
     when = _parse_as_of(as_of)
     async with request.app.state.pool.acquire() as conn:
         if when is None:
@@ -251,7 +252,7 @@ async def get_bulletin(
     The page says which figures it shows. `as_of=closed` shows a closed month as of its cutoff:
     computed, as for a time, from the events received by then (the bulletin reads more than the
     frozen reports hold: docs/contract-decisions.md)."""
-    first = _parse_month(month)
+    first = parse_month(month)
     when = _parse_as_of(as_of)
     options = bulletin.settings_of(request.app.state)
     zone = request.app.state.settings.zone
@@ -315,7 +316,7 @@ async def get_restatements(request: Request, principal: CurrentPrincipal, month:
     value at close, value now, and the events of the report's stream counting in the month that
     were received after the cutoff. 404 for a month without events, 409 for an open one; an
     institution token sees its own view's cells."""
-    first = _parse_month(month)
+    first = parse_month(month)
     async with request.app.state.pool.acquire() as conn:
         closed = await _closed_month(conn, first)
         with _month_errors():

@@ -46,6 +46,14 @@ class AggregatorSettings(CommonSettings):
         8, ge=2, description="an institution whose nightly batch carried no records for longer is not expected to"
     )
 
+    page_session_hours: float = Field(
+        8.0, gt=0, le=24 * 30, description="how long a sign-in to the institution pages lasts"
+    )
+    page_trust_forwarded_proto: bool = Field(
+        False,
+        description="trust X-Forwarded-Proto for the session cookie's Secure flag (only behind a proxy that sets it)",
+    )
+
     @field_validator("quality_month")
     @classmethod
     def _month_format(cls, value: str | None) -> str | None:

@@ -53,7 +53,7 @@ async def load_bulletin_data(conn: Connection, month: date, org_code: str | None
         districts = await uploads_report(conn, month, InstitutionKind.DISTRICT, org_code)
         hospitals = await uploads_report(conn, month, InstitutionKind.HOSPITAL, org_code)
         kiosks = await kiosks_report(conn, month, org_code)
-        details = await _details(conn, month, org_code)
+        details = await institution_details(conn, month, org_code)
         names = {r["table_code"]: r["name"] for r in await conn.fetch("SELECT table_code, name FROM cur_tables")}
         hotline = await hotline_bulletin_inputs(conn, month, org_code)
         appointments = await load_appointment_section(conn, month, org_code)
@@ -72,7 +72,8 @@ async def load_bulletin_data(conn: Connection, month: date, org_code: str | None
     )
 
 
-async def _details(conn: Connection, month: date, org_code: str | None) -> dict[str, InstitutionDetail]:
+async def institution_details(conn: Connection, month: date, org_code: str | None) -> dict[str, InstitutionDetail]:
+    """Declared and uploaded table codes and records per day of `month`, per institution (or `org_code`'s)."""
     declared: dict[str, set[str]] = {}
     for row in await conn.fetch(
         "SELECT org_code, table_code FROM cur_declarations WHERE $1::text IS NULL OR org_code = $1", org_code

@@ -53,10 +53,15 @@ KIND_NAMES = {
 
 
 @functools.cache
-def _environment() -> jinja2.Environment:
-    # Built once per process: it holds only the template cache, nothing tied to a loop or a request.
+def environment(package: str = "services.bulletin") -> jinja2.Environment:
+    """The autoescaping environment of `package`'s `templates/` folder, with the bulletin's number filters.
+
+    The institution pages (services/pages/) use it too, so both write figures the same way.
+    """
+    # Built once per process and package: it holds only the template cache, nothing tied to a
+    # loop or a request.
     env = jinja2.Environment(
-        loader=jinja2.PackageLoader("services.bulletin", "templates"),
+        loader=jinja2.PackageLoader(package, "templates"),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
@@ -99,7 +104,7 @@ def render_html(
         scope = f"{own}（{data.org_code}）"
     counts = problem_counts(found)
     return (
-        _environment()
+        environment()
         .get_template("bulletin.html.j2")
         .render(
             title=f"{month_label}卫生信息平台数据采集情况与数据质量通报",

@@ -15,6 +15,7 @@ from rich.console import Console
 
 from services.cli import render
 from services.contract.models import InstitutionKind
+from services.send.files import Format as FileFormat
 from services.settings import DEFAULT_CONSUMER_GROUP, ToolSettings
 from services.storage.connection import Connection
 from services.storage.database import open_pool
@@ -378,6 +379,73 @@ def demo_replay(
         replay.replay_month(settings.collector_url, token, concurrency=concurrency, seed=seed, kinds=kinds)
     )
     console.print(f"posted {result}")
+
+
+@app.command("send")
+def send(
+    files: Annotated[
+        list[Path], typer.Argument(help="JSON-lines (.jsonl, .ndjson, .json) or CSV (.csv) files of events")
+    ],
+    stream: Annotated[
+        str | None,
+        typer.Option(
+            help="the stream of every file, by name or endpoint (upload or uploads, ...);"
+            " default: told from each file's fields"
+        ),
+    ] = None,
+    fmt: Annotated[FileFormat | None, typer.Option("--format", help="default: from each file's suffix")] = None,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            envvar="TELEMETRY_TOKEN",
+            show_default=False,
+            help="bearer token (TELEMETRY_TOKEN; default TELEMETRY_ADMIN_TOKEN)",
+        ),
+    ] = None,
+    collector_url: Annotated[
+        str | None, typer.Option(help="the collector (default TELEMETRY_COLLECTOR_URL, http://127.0.0.1:8080)")
+    ] = None,
+    batch_size: Annotated[int, typer.Option(min=1, max=1000, help="events per request (at most 1,000)")] = 1000,
+    concurrency: Annotated[int, typer.Option(min=1, max=64, help="requests in flight")] = 4,
+    max_retries: Annotated[int, typer.Option(min=0, help="posts of the same batch after a 429/503/no answer")] = 10,
+    max_wait: Annotated[float, typer.Option(min=0, help="longest wait before one retry, seconds")] = 60.0,
+    timeout: Annotated[float, typer.Option(min=0.1, help="seconds to wait for one answer")] = 30.0,
+    progress: Annotated[bool, typer.Option(help="show a progress bar (on standard error)")] = True,
+) -> None:
+    """Post the events of FILES to the collector in batches (backfill; README.md, "Backfill: telemetry send").
+
+    Refused events are written beside each file, to FILE.refused.jsonl.
+
+    Exit 0: every event accepted; 1: some refused; 2: a file could not be read; 3: some not acknowledged.
+    """
+    from services.cli import sending as report
+    from services.send.errors import SourceError
+    from services.send.files import open_source
+    from services.send.poster import SendOptions, send_files
+    from services.streams import STREAMS
+
+    settings = _settings()
+    secret = token or (settings.admin_token.get_secret_value() if settings.admin_token else None)
+    if not secret:
+        _fail("give a token: --token or TELEMETRY_TOKEN (an institution's), or TELEMETRY_ADMIN_TOKEN")
+        return
+    try:
+        sources = [open_source(path, STREAMS, stream, fmt) for path in files]
+    except SourceError as exc:
+        _fail(str(exc))
+        return
+    options = SendOptions(
+        batch_size=batch_size, concurrency=concurrency, max_retries=max_retries, max_wait_s=max_wait, timeout_s=timeout
+    )
+    base_url = collector_url or settings.collector_url
+    if not base_url.startswith(("http://", "https://")):
+        # Not a connection that failed now and may work later: retrying it would only wait.
+        _fail(f"the collector URL must start with http:// or https://, got {base_url!r}")
+        return
+    with report.progress_bar(err, sum(s.count_lines() for s in sources), enabled=progress) as on_change:
+        result = asyncio.run(send_files(sources, base_url, secret, options, on_change=on_change))
+    report.summary(console, result)
+    raise typer.Exit(report.exit_code_of(result))
 
 
 @demo_app.command("check")

@@ -198,3 +198,23 @@ async def missing_uploads(conn: Connection, day: date, org_code: str | None) -> 
         )
         for r in rows
     ]
+
+
+async def daily_channel_records(conn: Connection, month: date, org_code: str) -> dict[date, ChannelRecords]:
+    """Records per business date of `month` and channel, of one institution (the page's heatmap).
+
+    From `conformance_daily`, the one upload rollup kept per channel: its days are the dates the
+    records describe, so a nightly batch sent on the 11th shows on the 10th, beside the real-time
+    records of the same day (the pairs conformance compares).
+    """
+    rows = await conn.fetch(
+        """SELECT business_date, sum(realtime_records)::bigint AS realtime,
+                  sum(scheduled_records)::bigint AS scheduled
+           FROM conformance_daily
+           WHERE org_code = $1 AND business_date >= $2 AND business_date < $3
+           GROUP BY business_date""",
+        org_code,
+        month,
+        next_month(month),
+    )
+    return {r["business_date"]: ChannelRecords(int(r["realtime"]), int(r["scheduled"])) for r in rows}
