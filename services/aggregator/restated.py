@@ -1,9 +1,11 @@
 """The restatement gauges: per closed month, the cells changed since its close and the late events.
 
 A background task recomputes them every `restatements_refresh_s` from the same code as
-`GET /v1/reports/restatements` (the admin's view), for every closed month not yet archived
+`GET /v1/reports/restatements` (the admin's view; the late events from the month's key-store
+partition rather than the raw rows, which costs a scan of narrow rows per closed month and
+refresh), for every closed month not yet archived
 (archived months refuse their events, so they cannot change any more). The alert
-ClosedMonthRestated fires when either changes (deploy/prometheus/rules/platform.yml).
+ClosedMonthRestated fires when either changes (deploy/prometheus/rules/data-quality.yml).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import TYPE_CHECKING
 
 import asyncpg
 
-from services.reports.restatements import restatements
+from services.reports.restatements import late_events, restatements
 from services.storage.connection import Connection
 from services.storage.errors import SnapshotNotFoundError
 from services.storage.months import closed_months
@@ -32,10 +34,11 @@ async def read_restated(conn: Connection, zone: tzinfo) -> dict[str, tuple[int, 
     for month in await closed_months(conn):
         try:
             async with conn.transaction(isolation="repeatable_read", readonly=True):
-                found = await restatements(conn, month, zone)
+                found = await restatements(conn, month, zone, count_late=False)
+                late = await late_events(conn, month)
         except SnapshotNotFoundError:
             continue  # closed before snapshots were kept: nothing to compare with
-        out[f"{month.month:%Y-%m}"] = (len(found.cells), found.events_after_cutoff)
+        out[f"{month.month:%Y-%m}"] = (len(found.cells), late)
     return out
 
 

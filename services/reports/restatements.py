@@ -153,12 +153,19 @@ class MonthRestatements:
 
 
 async def restatements(
-    conn: Connection, month: Month, zone: tzinfo, org_code: str | None = None, until: datetime | None = None
+    conn: Connection,
+    month: Month,
+    zone: tzinfo,
+    org_code: str | None = None,
+    until: datetime | None = None,
+    *,
+    count_late: bool = True,
 ) -> MonthRestatements:
     """Every changed cell of a closed month for the admin (None) or one institution (its own view).
 
     Raises what `frozen_report` raises. Today's bodies are read from the rollups the connection
-    sees (inside `rollups_as_of`, those of an earlier time: pass it as `until`).
+    sees (inside `rollups_as_of`, those of an earlier time: pass it as `until`). Counting the late
+    events reads the month's raw rows of every stream; `count_late=False` leaves them at 0.
     """
     found: list[Restatement] = []
     late_by_stream: dict[str, dict[str, int]] = {}
@@ -166,10 +173,26 @@ async def restatements(
         _, frozen = await frozen_report(conn, month.month, name, org_code)
         now = await report.read(conn, month.month, org_code)
         if report.stream not in late_by_stream:
-            late_by_stream[report.stream] = await events_after_cutoff(conn, report.stream, month, zone, org_code, until)
+            late_by_stream[report.stream] = (
+                await events_after_cutoff(conn, report.stream, month, zone, org_code, until) if count_late else {}
+            )
         found.extend(changed_cells(name, frozen, now, late_by_stream[report.stream]))
     total = sum(sum(late.values()) for late in late_by_stream.values())
     return MonthRestatements(month, found, total)
+
+
+async def late_events(conn: Connection, month: Month) -> int:
+    """Events counted in a closed month that were received after its cutoff, from the key store.
+
+    The same number as `restatements(...).events_after_cutoff` for the admin (every event counted
+    has one key, in the partition of the month it counted in, with the collector's `received_at`),
+    read from the month's narrow key partition rather than every stream's raw rows.
+    """
+    return int(
+        await conn.fetchval(
+            "SELECT count(*) FROM event_keys WHERE month = $1 AND received_at > $2", month.month, month.cutoff
+        )
+    )
 
 
 async def earlier_restatements(
