@@ -190,8 +190,9 @@ async def frozen_report(conn: Connection, month: date, report: str, org_code: st
         )
     if body is None:
         raise SnapshotNotFoundError(
-            f"no frozen {report} report of {month:%Y-%m} for {org_code or 'every institution'}: "
-            "the institution was not in the reference data when the month was closed"
+            f"no frozen {report} report of {month:%Y-%m} for {org_code or 'every institution'}: a month is frozen "
+            "for the institutions of the reference data at its close, and the uploads reports for districts "
+            "and hospitals only"
         )
     return found, orjson.loads(body)
 
