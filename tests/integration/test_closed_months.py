@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 from services.aggregator.asof import rollups_as_of
 from services.cli.main import app as cli
 from services.reports.catalog import REPORTS
-from tests.fixtures.events import kiosk, load_reference, upload
+from tests.fixtures.events import REFERENCE, kiosk, load_reference, upload
 from tests.fixtures.stack import StackConfig, admin_headers, count_events, wait_for
 
 pytestmark = pytest.mark.integration
@@ -300,6 +300,22 @@ async def test_every_report_is_frozen_for_every_reader_and_the_cli_closes(
         frozen = await _report(aggregator, f"/v1/reports/{path}?month=2020-04&as_of=closed")
         live = await _report(aggregator, f"/v1/reports/{path}?month=2020-04")
         assert frozen == live  # nothing came late: the frozen body is the live one, key order included
+
+    # An institution added after the close has no frozen view; nor has a kind no report is frozen for.
+    grown = {
+        **REFERENCE,
+        "institutions": [*REFERENCE["institutions"], {"org_code": "D9", "name": "新区", "kind": "district"}],
+    }
+    loaded = await collector.put("/v1/admin/reference", json=grown, headers=admin_headers())
+    assert loaded.status_code == 201, loaded.text
+    newcomer = await _issue_token(collector, "D9")
+    await asyncio.sleep(1.0)  # the aggregator's token cache reloads on NOTIFY
+    districts = "/v1/reports/uploads?month=2020-04&kind=district"
+    late_view = await aggregator.get(f"{districts}&as_of=closed", headers={"Authorization": f"Bearer {newcomer}"})
+    assert late_view.status_code == 404 and late_view.json()["error"] == "not_found", late_view.text
+    assert (await aggregator.get(districts, headers={"Authorization": f"Bearer {newcomer}"})).status_code == 200
+    other = await aggregator.get("/v1/reports/uploads?month=2020-04&kind=other&as_of=closed", headers=admin_headers())
+    assert other.status_code == 404
 
 
 async def test_figures_as_of_a_time_leave_the_connections_live_figures_alone(
