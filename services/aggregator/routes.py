@@ -21,7 +21,7 @@ from services.contract.validation import echo
 from services.reports.catalog import REPORTS, Body, Report, uploads_of
 from services.reports.common import to_csv
 from services.reports.cutoff import Cutoff, CutoffKind, parse_as_of
-from services.reports.restatements import restatements
+from services.reports.restatements import Restatement, restatements
 from services.storage.connection import Connection
 from services.storage.errors import MonthNotFoundError, MonthStateError, SnapshotNotFoundError
 from services.storage.months import Month as MonthRow
@@ -283,17 +283,6 @@ async def get_bulletin(
     )
 
 
-class RestatementBody(BaseModel):
-    """One changed cell of `GET /v1/reports/restatements`."""
-
-    report: str
-    org_code: str | None
-    field: str
-    value_at_close: Any
-    value_now: Any
-    events_after_cutoff: int
-
-
 class RestatementsBody(BaseModel):
     """`GET /v1/reports/restatements`: a closed month's cells that changed after its close."""
 
@@ -301,7 +290,7 @@ class RestatementsBody(BaseModel):
     state: str
     cutoff: str | None
     events_after_cutoff: int
-    restatements: list[RestatementBody]
+    restatements: list[Restatement]
 
 
 @router.get(

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from datetime import date, datetime, tzinfo
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict
+
 from services.reports.catalog import REPORTS, Body
 from services.reports.common import next_month
 from services.storage.connection import Connection
@@ -34,9 +36,10 @@ CellKey = tuple[str | None, str]
 """(org_code or None, field path)."""
 
 
-@dataclass(frozen=True)
-class Restatement:
-    """One cell of a closed month that changed after the close."""
+class Restatement(BaseModel):
+    """One cell of a closed month that changed after the close (a row of `GET /v1/reports/restatements`)."""
+
+    model_config = ConfigDict(frozen=True)
 
     report: str
     org_code: str | None
@@ -44,17 +47,6 @@ class Restatement:
     value_at_close: Any
     value_now: Any
     events_after_cutoff: int
-
-    def as_dict(self) -> dict[str, Any]:
-        """JSON form."""
-        return {
-            "report": self.report,
-            "org_code": self.org_code,
-            "field": self.field,
-            "value_at_close": self.value_at_close,
-            "value_now": self.value_now,
-            "events_after_cutoff": self.events_after_cutoff,
-        }
 
 
 def _is_figure(value: Any) -> bool:
@@ -104,7 +96,11 @@ def changed_cells(report: str, frozen: Body, now: Body, late: Mapping[str, int])
             continue
         org, field = key
         count = late.get(org, 0) if org is not None else sum(late.values())
-        out.append(Restatement(report, org, field, old, new, count))
+        out.append(
+            Restatement(
+                report=report, org_code=org, field=field, value_at_close=old, value_now=new, events_after_cutoff=count
+            )
+        )
     return out
 
 
@@ -148,7 +144,7 @@ class MonthRestatements:
             "state": self.month.state.value,
             "cutoff": self.month.cutoff.isoformat() if self.month.cutoff else None,
             "events_after_cutoff": self.events_after_cutoff,
-            "restatements": [c.as_dict() for c in self.cells],
+            "restatements": [c.model_dump() for c in self.cells],
         }
 
 
