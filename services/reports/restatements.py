@@ -160,29 +160,43 @@ async def restatements(
     """Every changed cell of a closed month for the admin (None) or one institution (its own view).
 
     Raises what `frozen_report` raises. Today's bodies are read from the rollups the connection
-    sees (inside `rollups_as_of`, those of an earlier time: pass it as `until`). Counting the late
-    events reads the month's raw rows of every stream; `count_late=False` leaves them at 0.
+    sees (inside `rollups_as_of`, those of an earlier time: pass it as `until`). The late events
+    per institution are counted from the raw rows of the month, only for the streams whose
+    reports changed; the month's total for the admin now from the key store (`late_events`), for
+    an institution or an earlier time from the raw rows of every stream. `count_late=False`
+    leaves every count at 0 (the caller counts the total itself).
     """
-    found: list[Restatement] = []
-    late_by_stream: dict[str, dict[str, int]] = {}
+    changed: list[tuple[str, Body, Body]] = []
     for name, report in REPORTS.items():
         _, frozen = await frozen_report(conn, month.month, name, org_code)
         now = await report.read(conn, month.month, org_code)
-        if report.stream not in late_by_stream:
-            late_by_stream[report.stream] = (
-                await events_after_cutoff(conn, report.stream, month, zone, org_code, until) if count_late else {}
-            )
-        found.extend(changed_cells(name, frozen, now, late_by_stream[report.stream]))
-    total = sum(sum(late.values()) for late in late_by_stream.values())
+        if changed_cells(name, frozen, now, {}):
+            changed.append((name, frozen, now))
+    found: list[Restatement] = []
+    if not count_late:
+        for name, frozen, now in changed:
+            found.extend(changed_cells(name, frozen, now, {}))
+        return MonthRestatements(month, found, 0)
+    late: dict[str, dict[str, int]] = {}
+    streams = dict.fromkeys(report.stream for report in REPORTS.values())
+    wanted = streams if org_code is not None or until is not None else {REPORTS[n].stream for n, _, _ in changed}
+    for stream in wanted:
+        late[stream] = await events_after_cutoff(conn, stream, month, zone, org_code, until)
+    for name, frozen, now in changed:
+        found.extend(changed_cells(name, frozen, now, late[REPORTS[name].stream]))
+    if org_code is None and until is None:
+        total = await late_events(conn, month)
+    else:
+        total = sum(sum(counts.values()) for counts in late.values())
     return MonthRestatements(month, found, total)
 
 
 async def late_events(conn: Connection, month: Month) -> int:
     """Events counted in a closed month that were received after its cutoff, from the key store.
 
-    The same number as `restatements(...).events_after_cutoff` for the admin (every event counted
-    has one key, in the partition of the month it counted in, with the collector's `received_at`),
-    read from the month's narrow key partition rather than every stream's raw rows.
+    The same number as the raw rows of every stream give (every event counted has one key, in the
+    partition of the month it counted in, with the collector's `received_at`), read from the
+    month's narrow key partition rather than every stream's raw rows.
     """
     return int(
         await conn.fetchval(
