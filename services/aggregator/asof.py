@@ -21,10 +21,12 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import datetime, tzinfo
+from datetime import date, datetime, tzinfo
 
 from services.aggregator.rebuild import fold_raw_tables
+from services.reports.catalog import Body, Report
 from services.storage.connection import Connection
+from services.storage.months import frozen_report
 from services.streams import STREAMS
 
 
@@ -49,3 +51,19 @@ async def rollups_as_of(conn: Connection, at: datetime, zone: tzinfo) -> AsyncIt
             )
         await conn.execute("SELECT set_config('search_path', 'pg_temp, ' || current_setting('search_path'), true)")
         yield await fold_raw_tables(conn, zone, received_by=at)
+
+
+async def read_report(
+    conn: Connection, report: Report, month: date, org_code: str | None, when: str | datetime | None, zone: tzinfo
+) -> Body:
+    """A report's body for one reader: live (`when` None), frozen at the close (`closed`), or as of a time.
+
+    Raises what `frozen_report` raises for `closed`; the routes and the command line map it.
+    """
+    if when is None:
+        return await report.read(conn, month, org_code)
+    if isinstance(when, datetime):
+        async with rollups_as_of(conn, when, zone):
+            return await report.read(conn, month, org_code)
+    _, body = await frozen_report(conn, month, report.name, org_code)
+    return body

@@ -13,19 +13,19 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel
 
-from services.aggregator.asof import rollups_as_of
+from services.aggregator.asof import read_report, rollups_as_of
 from services.bulletin import service as bulletin
 from services.bulletin.errors import BulletinError
 from services.contract.models import InstitutionKind
 from services.contract.validation import echo
-from services.reports.catalog import REPORTS, Body, Report, uploads_of
+from services.reports.catalog import REPORTS, Body, Report, uploads_report_of
 from services.reports.common import to_csv
 from services.reports.cutoff import Cutoff, CutoffKind, parse_as_of
 from services.reports.restatements import Restatement, restatements
 from services.storage.connection import Connection
 from services.storage.errors import MonthNotFoundError, MonthStateError, SnapshotNotFoundError
 from services.storage.months import Month as MonthRow
-from services.storage.months import frozen_report, month_of
+from services.storage.months import month_of
 from services.streams.appointments.model import AppointmentReport
 from services.streams.hotline.model import HotlineReport, HotlineRow
 from services.streams.hotline.report import csv_rows
@@ -117,15 +117,13 @@ async def _report_body(request: Request, principal: Principal, report: Report, m
     """A report's JSON body: live, frozen at the month's close, or as of a time; the reader's own view."""
     first = parse_month(month)
     when = _parse_as_of(as_of)
+    zone = request.app.state.settings.zone
     async with request.app.state.pool.acquire() as conn:
-        if when is None:
-            return await report.read(conn, first, principal.org_code)
-        if isinstance(when, datetime):
-            async with _as_of_slot(request), rollups_as_of(conn, when, request.app.state.settings.zone):
-                return await report.read(conn, first, principal.org_code)
         with _month_errors():
-            _, body = await frozen_report(conn, first, report.name, principal.org_code)
-        return body
+            if isinstance(when, datetime):
+                async with _as_of_slot(request):
+                    return await read_report(conn, report, first, principal.org_code, when, zone)
+            return await read_report(conn, report, first, principal.org_code, when, zone)
 
 
 def _answer(model: type[BaseModel], rows: Sequence[BaseModel], fmt: str, name: str) -> Response:
@@ -154,9 +152,7 @@ async def get_uploads_report(
     as_of: AsOf = None,
 ) -> Response:
     """One row per institution of `kind`; an institution token sees only its own row."""
-    name = f"uploads-{kind.value}"
-    report = REPORTS.get(name) or Report(name, "upload", uploads_of(kind))
-    body = await _report_body(request, principal, report, month, as_of)
+    body = await _report_body(request, principal, uploads_report_of(kind), month, as_of)
     rows = [UploadReportRow.model_validate(row) for row in body]
     return _answer(UploadReportRow, rows, format, f"uploads-{kind.value}-{month}")
 

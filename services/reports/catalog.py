@@ -78,6 +78,13 @@ REPORTS: Mapping[str, Report] = {
 """Every report, in the bulletin's order of streams; a new stream's report is one entry here."""
 
 
+def uploads_report_of(kind: InstitutionKind) -> Report:
+    """The uploads report of `kind`: the registered one (districts, hospitals), or one of the same
+    shape that nothing freezes (institutions of kind hotline or other have no uploads report)."""
+    name = f"uploads-{kind.value}"
+    return REPORTS.get(name) or Report(name, "upload", uploads_of(kind))
+
+
 async def read_all(conn: Connection, month: date, org_code: str | None) -> dict[str, Body]:
     """Every report's body for one reader, in one repeatable-read snapshot of the database."""
     async with conn.transaction(isolation="repeatable_read", readonly=True):

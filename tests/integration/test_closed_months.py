@@ -221,6 +221,15 @@ async def test_a_closed_month_keeps_its_figures_and_lists_what_changed_after(
     done = await asyncio.to_thread(runner.invoke, cli, args, env=env)
     assert done.exit_code == 0, done.output
     assert orjson.loads(done.stdout)["restatements"] == found["restatements"]
+    for as_of, expected in (("closed", expected_before), (between.isoformat(), expected_before), (None, expected_now)):
+        extra = ["--as-of", as_of] if as_of else []
+        args = ["report", "uploads", "--month", "2020-04", "--kind", "district", "--format", "json", *extra]
+        done = await asyncio.to_thread(runner.invoke, cli, args, env=env)
+        assert done.exit_code == 0, done.output
+        assert _by_org(orjson.loads(done.stdout), "records_uploaded") == expected
+    args = ["report", "kiosks", "--month", "2020-04", "--as-of", "yesterday"]
+    refused = await asyncio.to_thread(runner.invoke, cli, args, env=env)
+    assert refused.exit_code == 2 and "as_of must be" in refused.output
     assert cutoff <= datetime.fromisoformat(found["cutoff"])
 
     # The bulletin says which figures it shows, and the next month's lists April's restatements.
