@@ -16,6 +16,7 @@ from services.aggregator import receipts, routes
 from services.aggregator.consumer import EventConsumer
 from services.aggregator.metrics import AggregatorMetrics
 from services.aggregator.quality import QualityMonitor
+from services.aggregator.restated import RestatementMonitor
 from services.aggregator.settings import AggregatorSettings
 from services.aggregator.store import check_time_zone
 from services.pages import routes as pages
@@ -69,6 +70,9 @@ def create_app(settings: AggregatorSettings, registry: CollectorRegistry | None 
         quality = QualityMonitor(settings, pool, metrics)
         app.state.quality = quality
         await quality.start()
+        restated = RestatementMonitor(pool, metrics, settings.zone, settings.restatements_refresh_s)
+        app.state.restated = restated
+        await restated.start()
         listener = start_metrics_listener(
             metrics.registry, settings.aggregator_metrics_host, settings.aggregator_metrics_port
         )
@@ -81,6 +85,7 @@ def create_app(settings: AggregatorSettings, registry: CollectorRegistry | None 
             archiver.cancel()
             await asyncio.gather(archiver, return_exceptions=True)
             listener.stop()
+            await restated.stop()
             await quality.stop()
             if topic_check is not None:
                 topic_check.cancel()
@@ -100,6 +105,8 @@ def create_app(settings: AggregatorSettings, registry: CollectorRegistry | None 
     app.state.settings = settings
     app.state.metrics = metrics
     app.state.consumer_task = None
+    # One figures-as-of computation at a time (services/aggregator/routes.py, _as_of_slot).
+    app.state.as_of_gate = asyncio.Lock()
     install_error_handlers(app)
     app.include_router(routes.router)
     app.include_router(receipts.router)

@@ -36,6 +36,9 @@ class AggregatorSettings(CommonSettings):
     )
     archive_check_s: float = Field(3600.0, gt=0, description="how often months past the horizon are archived")
     quality_refresh_s: float = Field(30.0, gt=0, description="how often the data-quality gauges are re-read")
+    restatements_refresh_s: float = Field(
+        300.0, gt=0, description="how often the closed months' restatement gauges are recomputed"
+    )
     quality_month: str | None = Field(
         None, description="YYYY-MM the data-quality gauges describe; default the current month (set it for a replay)"
     )

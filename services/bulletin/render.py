@@ -38,6 +38,8 @@ from services.bulletin.problems import (
 from services.bulletin.query import BulletinData
 from services.bulletin.remote_platforms import remote_problems, remote_section
 from services.contract.models import InstitutionKind
+from services.reports.cutoff import Cutoff, CutoffKind
+from services.reports.restatements import MonthRestatements
 from services.streams.kiosk.model import KioskReportRow
 from services.streams.uploads.model import UploadReportRow
 
@@ -72,8 +74,21 @@ def environment(package: str = "services.bulletin") -> jinja2.Environment:
     return env
 
 
-def render_html(data: BulletinData, *, now: datetime, zone: ZoneInfo, conformance_threshold: float) -> str:
-    """The whole page for `data`; `now` (aware) decides which days of the month are over."""
+def render_html(
+    data: BulletinData,
+    *,
+    now: datetime,
+    zone: ZoneInfo,
+    conformance_threshold: float,
+    cutoff: Cutoff | None = None,
+    restatements: Sequence[MonthRestatements] = (),
+) -> str:
+    """The whole page for `data`; `now` (aware) decides which days of the month are over.
+
+    `cutoff`: which figures `data` holds (printed in the masthead; live at `now` if None);
+    `restatements`: earlier closed months' changed cells, listed in a short section.
+    """
+    cutoff = cutoff or Cutoff(CutoffKind.LIVE, now)
     span = month_span(data.month, now, zone)
     uploads = [*data.districts, *data.hospitals]
     found = find_problems(uploads, data.kiosks, data.details, data.table_names, span, conformance_threshold)
@@ -112,8 +127,27 @@ def render_html(data: BulletinData, *, now: datetime, zone: ZoneInfo, conformanc
             hotline=hotline_view(data.hotline, scoped=data.org_code is not None),
             appointments=data.appointments.report if data.appointments is not None else None,
             org_code=data.org_code,
+            cutoff_label=cutoff.label(zone),
+            cutoff_kind=cutoff.kind.value,
+            restatements=[_restated_month(r, zone) for r in restatements],
         )
     )
+
+
+RESTATED_CELLS_SHOWN = 20
+"""Changed cells listed per earlier month; the rest are counted (the API lists them all)."""
+
+
+def _restated_month(found: MonthRestatements, zone: ZoneInfo) -> dict[str, object]:
+    cutoff = found.month.cutoff
+    return {
+        "month": f"{found.month.month:%Y-%m}",
+        "cutoff": f"{cutoff.astimezone(zone):%Y-%m-%d %H:%M}" if cutoff else "",
+        "cells": found.cells[:RESTATED_CELLS_SHOWN],
+        "more": max(0, len(found.cells) - RESTATED_CELLS_SHOWN),
+        "count": len(found.cells),
+        "events": found.events_after_cutoff,
+    }
 
 
 def _summary(data: BulletinData, span: MonthSpan, found: Sequence[InstitutionProblems]) -> list[tuple[str, str, str]]:

@@ -12,6 +12,8 @@ from services.bulletin import output, pdf
 from services.bulletin.query import load_bulletin_data
 from services.bulletin.render import render_html
 from services.bulletin.settings import BulletinSettings
+from services.reports.cutoff import Cutoff, CutoffKind
+from services.reports.restatements import earlier_restatements
 from services.storage.connection import Connection
 
 
@@ -38,14 +40,26 @@ async def bulletin_html(
     settings: BulletinSettings,
     zone: ZoneInfo,
     now: datetime | None = None,
+    cutoff: Cutoff | None = None,
 ) -> str:
-    """The month's bulletin page; an institution (`org_code`) gets only its own rows and problems."""
+    """The month's bulletin page; an institution (`org_code`) gets only its own rows and problems.
+
+    `cutoff` says which figures the connection's rollups hold (live by default; inside
+    `rollups_as_of`, those of the cutoff's time), and is printed on the page; the page also lists
+    the restatements of the months closed before this one, as they stood at the same time.
+    """
+    cutoff = cutoff or Cutoff(CutoffKind.LIVE, now or datetime.now(zone))
     data = await load_bulletin_data(conn, month, org_code)
+    until = None if cutoff.kind is CutoffKind.LIVE else cutoff.at
+    async with conn.transaction(isolation="repeatable_read", readonly=True):
+        restated = await earlier_restatements(conn, month, zone, org_code, until)
     return render_html(
         data,
-        now=now or datetime.now(zone),
+        now=now or cutoff.at,
         zone=zone,
         conformance_threshold=settings.conformance_threshold,
+        cutoff=cutoff,
+        restatements=restated,
     )
 
 
