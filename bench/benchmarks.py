@@ -56,7 +56,8 @@ TARGET_SINGLE_P99_MS = 20.0  # at --single-rate (10,000 requests/s), issue 12
 TARGET_AGGREGATOR_EVENTS_S = 70_000
 TARGET_REFERENCE_RATIO = 0.4
 DEMO_MONTH = date(2020, 4, 1)  # the month of the aggregator's load (a few of its events count in March)
-TARGET_DEMO_S = 60.0
+TARGET_DEMO_S = 180.0  # the demo month replayed and reported within 3 minutes (developers' guide)
+TARGET_LATENCY_P99_MS = 100.0  # POST -> report at 20,000 events/s in the background, issue 12
 
 
 @dataclass
@@ -396,7 +397,7 @@ async def migrate_database(url: str) -> None:
 
 async def aggregator(opts: Options) -> Result:
     """Events/s the aggregator applies from a pre-filled topic into a fresh database."""
-    events = min(int(TARGET_AGGREGATOR_EVENTS_S * opts.seconds), 1_190_000)
+    events = int(TARGET_AGGREGATOR_EVENTS_S * opts.seconds)  # fewer when the demo month runs out
     topic_load = await asyncio.to_thread(workload.topic_records, events)
     result = Result("aggregator")
     async with bench_slice(
@@ -589,7 +590,16 @@ async def latency(opts: Options) -> Result:
     visible = figures["visible_ms"]
     note = f"{len(probes)} probes, background {opts.background_rate:,.0f} events/s"
     result.figures.append(Figure("e2e latency p50 (post -> report)", visible.get("p50", 0), "ms", note=note))
-    result.figures.append(Figure("e2e latency p99 (post -> report)", visible.get("p99", 0), "ms", note=note))
+    result.figures.append(
+        Figure(
+            "e2e latency p99 (post -> report)",
+            visible.get("p99", 0),
+            "ms",
+            TARGET_LATENCY_P99_MS,
+            higher_is_better=False,
+            note=note,
+        )
+    )
     result.details.update(
         {
             "probes": len(probes),
@@ -701,8 +711,19 @@ def _telemetry(args: list[str], env: dict[str, str], log: Path, timeout_s: float
     return done
 
 
+# Every section of the bulletin, as an operator prints it after the replay (deploy/local/demo).
+DEMO_REPORTS = (
+    ["report", "uploads", "--month", "2020-04", "--kind", "district"],
+    ["report", "uploads", "--month", "2020-04", "--kind", "hospital"],
+    ["report", "kiosks", "--month", "2020-04"],
+    ["report", "hotline", "--month", "2020-04"],
+    ["report", "appointments", "--month", "2020-04"],
+    ["report", "remote-platforms", "--month", "2020-04"],
+)
+
+
 async def demo(opts: Options) -> Result:
-    """`telemetry demo replay` + wait until applied + the three reports, on a fresh slice."""
+    """`telemetry demo replay` + wait until applied + every section's report, on a fresh slice."""
     result = Result("demo")
     async with bench_slice("demo", opts.log_dir, collector=True, aggregator=True) as piece:
         col, agg = piece.collector, piece.aggregator
@@ -728,11 +749,7 @@ async def demo(opts: Options) -> Result:
         applied = await wait_until_applied(settings, Console(file=io.StringIO()), 300.0, group=piece.iso.consumer_group)
         t2 = time.perf_counter()
         usage = cpu.usage(before, cpu.snapshot(roots), t2 - t0)
-        for args in (
-            ["report", "uploads", "--month", "2020-04", "--kind", "district"],
-            ["report", "uploads", "--month", "2020-04", "--kind", "hospital"],
-            ["report", "kiosks", "--month", "2020-04"],
-        ):
+        for args in DEMO_REPORTS:
             await asyncio.to_thread(_telemetry, args, env, log, 120)
         t3 = time.perf_counter()
         http_ms = await _http_reports(agg.url, piece.iso.admin_token)
@@ -747,7 +764,10 @@ async def demo(opts: Options) -> Result:
             "s",
             TARGET_DEMO_S,
             higher_is_better=False,
-            note=f"{events:,} events; replay {t1 - t0:.1f}s, catch-up {t2 - t1:.1f}s, reports {t3 - t2:.1f}s",
+            note=(
+                f"{events:,} events; replay {t1 - t0:.1f}s, catch-up {t2 - t1:.1f}s, "
+                f"{len(DEMO_REPORTS)} reports {t3 - t2:.1f}s"
+            ),
         )
     )
     result.figures.append(Figure("demo month replay rate", events / (t1 - t0), "events/s", note="end to end HTTP"))
@@ -774,6 +794,9 @@ async def _http_reports(url: str, token: str) -> dict[str, float]:
             ("uploads-district", "/v1/reports/uploads?month=2020-04&kind=district"),
             ("uploads-hospital", "/v1/reports/uploads?month=2020-04&kind=hospital"),
             ("kiosks", "/v1/reports/kiosks?month=2020-04"),
+            ("hotline", "/v1/reports/hotline?month=2020-04"),
+            ("appointments", "/v1/reports/appointments?month=2020-04"),
+            ("remote-platforms", "/v1/reports/remote-platforms?month=2020-04"),
         ):
             started = time.perf_counter()
             response = await client.get(path)

@@ -123,8 +123,8 @@ def parse_args(argv: list[str] | None = None) -> tuple[list[str], Options]:
     parser.add_argument(
         "--background-rate",
         type=float,
-        default=5_000,
-        help="events/s posted in the background during the latency probes (default 5000)",
+        default=20_000,
+        help="events/s posted in the background during the latency probes (default 20000, issue 12's load)",
     )
     parser.add_argument("--batch-connections", type=int, default=8, help="connections for 1,000-event batches")
     parser.add_argument("--single-connections", type=int, default=64, help="connections for single events")

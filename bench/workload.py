@@ -1,8 +1,8 @@
 """Request bodies and topic records made from the demo month, so the load looks like real traffic.
 
-The April 2020 stream (services/demo) is what the platform is built for: ~1.19 M events, 93 %
-kiosk transactions, ~37 institutions in any 1,000 consecutive events (so the collector writes
-~37 Kafka records per batch, one per institution), arrival order with late and duplicate events.
+The April 2020 stream (services/demo) is what the platform is built for: ~2.65 M events of every
+registered stream, dozens of institutions in any 1,000 consecutive events (so the collector
+writes one Kafka record per institution and batch), arrival order with late and duplicate events.
 """
 
 from __future__ import annotations

@@ -16,9 +16,12 @@ from services.aggregator import receipts, routes
 from services.aggregator.consumer import EventConsumer
 from services.aggregator.metrics import AggregatorMetrics
 from services.aggregator.quality import QualityMonitor
+from services.aggregator.restated import RestatementMonitor
 from services.aggregator.settings import AggregatorSettings
 from services.aggregator.store import check_time_zone
 from services.bulletin.service import settings_of as bulletin_settings_of
+from services.pages import routes as pages
+from services.pages.sessions import Sessions
 from services.quality.settings import Thresholds
 from services.quality.settings import settings_of as quality_settings_of
 from services.storage.database import open_pool
@@ -61,6 +64,9 @@ def create_app(settings: AggregatorSettings, registry: CollectorRegistry | None 
         consumer = EventConsumer(settings, pool, metrics, archived)
         app.state.pool = pool
         app.state.authenticator = Authenticator(settings.admin_token.get_secret_value(), tokens)
+        app.state.sessions = Sessions(
+            settings.admin_token.get_secret_value(), tokens, timedelta(hours=settings.page_session_hours)
+        )
         app.state.consumer = consumer
         app.state.consumer_task = asyncio.create_task(consumer.run(), name="consumer")
         app.state.consumer_task.add_done_callback(_report_exit)
@@ -70,6 +76,9 @@ def create_app(settings: AggregatorSettings, registry: CollectorRegistry | None 
         quality = QualityMonitor(settings, pool, metrics, thresholds)
         app.state.quality = quality
         await quality.start()
+        restated = RestatementMonitor(pool, metrics, settings.zone, settings.restatements_refresh_s)
+        app.state.restated = restated
+        await restated.start()
         listener = start_metrics_listener(
             metrics.registry, settings.aggregator_metrics_host, settings.aggregator_metrics_port
         )
@@ -82,6 +91,7 @@ def create_app(settings: AggregatorSettings, registry: CollectorRegistry | None 
             archiver.cancel()
             await asyncio.gather(archiver, return_exceptions=True)
             listener.stop()
+            await restated.stop()
             await quality.stop()
             if topic_check is not None:
                 topic_check.cancel()
@@ -101,9 +111,12 @@ def create_app(settings: AggregatorSettings, registry: CollectorRegistry | None 
     app.state.settings = settings
     app.state.metrics = metrics
     app.state.consumer_task = None
+    # One figures-as-of computation at a time (services/aggregator/routes.py, _as_of_slot).
+    app.state.as_of_gate = asyncio.Lock()
     install_error_handlers(app)
     app.include_router(routes.router)
     app.include_router(receipts.router)
+    app.include_router(pages.router)
     app.add_middleware(InstrumentationMiddleware, metrics=metrics.http)
     return app
 

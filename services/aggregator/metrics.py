@@ -99,6 +99,29 @@ class AggregatorMetrics:
             namespace="aggregator",
             registry=registry,
         )
+        # Closed months that changed after their close (services/aggregator/restated.py): one
+        # series per closed, not yet archived month (about 14 with the default horizon).
+        self.restated_cells = Gauge(
+            "restated_cells",
+            "Cells of a closed month's reports whose value now differs from the frozen one, by month (YYYY-MM).",
+            ["month"],
+            namespace="aggregator",
+            registry=registry,
+        )
+        self.closed_month_late_events = Gauge(
+            "closed_month_late_events",
+            "Events counting in a closed month that were received after its cutoff, by month (YYYY-MM).",
+            ["month"],
+            namespace="aggregator",
+            registry=registry,
+        )
+        self.restatements_refresh_errors = Counter(
+            "restatements_refresh_errors",
+            "Refreshes of the restatement gauges that failed (the previous values stay), by error type.",
+            ["error_type"],
+            namespace="aggregator",
+            registry=registry,
+        )
         self.quality_last_refresh = Gauge(
             "quality_last_refresh_timestamp_seconds",
             "When the data-quality gauges were last refreshed (0 = not yet).",

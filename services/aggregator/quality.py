@@ -128,7 +128,7 @@ async def read_snapshot(
     `thresholds`: the checks' (the contract's defaults when not given).
     """
     limits = thresholds or Thresholds()
-    data = await load_quality_month(conn, month, None, limits.scheduled_deadline_hours)
+    data = await load_quality_month(conn, month, None)
     found = {inst.org_code: inst.problems for inst in run_checks(data, span_of(data, now, zone), limits)}
     rows = [*data.districts, *data.hospitals]
     kiosks = {r.org_code: (r.registrations, r.payments) for r in data.kiosks if r.org_code is not None}

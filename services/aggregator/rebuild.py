@@ -11,6 +11,7 @@ its `fold`, CHUNK events at a time.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -37,7 +38,6 @@ async def rebuild_rollups(conn: Connection, zone_name: str, progress: Progress |
     """
     zone = ZoneInfo(zone_name)
     tables = rollup_tables()
-    done = 0
     async with conn.transaction():
         await conn.execute(f"LOCK TABLE {', '.join(tables)}, rollup_settings IN EXCLUSIVE MODE")
         # DELETE, not TRUNCATE: TRUNCATE would lock out the readers too.
@@ -48,16 +48,28 @@ async def rebuild_rollups(conn: Connection, zone_name: str, progress: Progress |
                ON CONFLICT (singleton) DO UPDATE SET time_zone = excluded.time_zone""",
             zone_name,
         )
-        for stream in STREAMS.values():
-            raw = stream.raw
-            chunk: list[ConsumedEvent[Any]] = []
-            async for row in conn.cursor(f"SELECT {', '.join(raw.columns)} FROM {raw.name}"):
-                event = raw.event_of_row(row)
-                chunk.append(ConsumedEvent(event, row["received_at"], row["kafka_partition"], row["kafka_offset"]))
-                if len(chunk) == CHUNK:
-                    done = await _fold_chunk(conn, stream, chunk, zone, done, progress)
-                    chunk = []
-            done = await _fold_chunk(conn, stream, chunk, zone, done, progress)
+        done = await fold_raw_tables(conn, zone, progress)
+    return done
+
+
+async def fold_raw_tables(
+    conn: Connection, zone: tzinfo, progress: Progress | None = None, received_by: datetime | None = None
+) -> int:
+    """Fold every stream's raw rows (only those received by `received_by`, if given) into the rollup
+    tables the connection's search path names; the events folded. Call inside a transaction."""
+    done = 0
+    received = "" if received_by is None else " WHERE received_at <= $1"
+    args = () if received_by is None else (received_by,)
+    for stream in STREAMS.values():
+        raw = stream.raw
+        chunk: list[ConsumedEvent[Any]] = []
+        async for row in conn.cursor(f"SELECT {', '.join(raw.columns)} FROM {raw.name}{received}", *args):
+            event = raw.event_of_row(row)
+            chunk.append(ConsumedEvent(event, row["received_at"], row["kafka_partition"], row["kafka_offset"]))
+            if len(chunk) == CHUNK:
+                done = await _fold_chunk(conn, stream, chunk, zone, done, progress)
+                chunk = []
+        done = await _fold_chunk(conn, stream, chunk, zone, done, progress)
     return done
 
 
@@ -65,7 +77,7 @@ async def _fold_chunk(
     conn: Connection,
     stream: Stream[Any],
     chunk: list[ConsumedEvent[Any]],
-    zone: ZoneInfo,
+    zone: tzinfo,
     done: int,
     progress: Progress | None,
 ) -> int:

@@ -36,11 +36,22 @@ class AggregatorSettings(CommonSettings):
     )
     archive_check_s: float = Field(3600.0, gt=0, description="how often months past the horizon are archived")
     quality_refresh_s: float = Field(30.0, gt=0, description="how often the data-quality gauges are re-read")
+    restatements_refresh_s: float = Field(
+        300.0, gt=0, description="how often the closed months' restatement gauges are recomputed"
+    )
     quality_month: str | None = Field(
         None, description="YYYY-MM the data-quality gauges describe; default the current month (set it for a replay)"
     )
     quality_scheduled_lookback_days: int = Field(
         8, ge=2, description="an institution whose nightly batch carried no records for longer is not expected to"
+    )
+
+    page_session_hours: float = Field(
+        8.0, gt=0, le=24 * 30, description="how long a sign-in to the institution pages lasts"
+    )
+    page_trust_forwarded_proto: bool = Field(
+        False,
+        description="trust X-Forwarded-Proto for the session cookie's Secure flag (only behind a proxy that sets it)",
     )
 
     @field_validator("quality_month")

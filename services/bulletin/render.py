@@ -38,6 +38,8 @@ from services.quality.problems import (
 )
 from services.quality.settings import Thresholds
 from services.reports import fmt
+from services.reports.cutoff import Cutoff, CutoffKind
+from services.reports.restatements import MonthRestatements
 from services.streams.kiosk.model import KioskReportRow
 from services.streams.uploads.model import UploadReportRow
 
@@ -51,10 +53,15 @@ KIND_NAMES = {
 
 
 @functools.cache
-def _environment() -> jinja2.Environment:
-    # Built once per process: it holds only the template cache, nothing tied to a loop or a request.
+def environment(package: str = "services.bulletin") -> jinja2.Environment:
+    """The autoescaping environment of `package`'s `templates/` folder, with the bulletin's number filters.
+
+    The institution pages (services/pages/) use it too, so both write figures the same way.
+    """
+    # Built once per process and package: it holds only the template cache, nothing tied to a
+    # loop or a request.
     env = jinja2.Environment(
-        loader=jinja2.PackageLoader("services.bulletin", "templates"),
+        loader=jinja2.PackageLoader(package, "templates"),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
@@ -74,12 +81,17 @@ def render_html(
     zone: ZoneInfo,
     conformance_threshold: float,
     thresholds: Thresholds | None = None,
+    cutoff: Cutoff | None = None,
+    restatements: Sequence[MonthRestatements] = (),
 ) -> str:
     """The whole page for `data`; `now` (aware) decides which days of the month are over.
 
     The problem lists are `run_checks`'s, the same findings as `GET /v1/reports/quality`;
-    `thresholds` default to the contract's, with `conformance_threshold`.
+    `thresholds` default to the contract's, with `conformance_threshold`. `cutoff`: which
+    figures `data` holds (printed in the masthead; live at `now` if None); `restatements`:
+    earlier closed months' changed cells, listed in a short section.
     """
+    cutoff = cutoff or Cutoff(CutoffKind.LIVE, now)
     span = span_of(data, now, zone)
     found = run_checks(data, span, thresholds or Thresholds(conformance_threshold=conformance_threshold))
     month_label = f"{data.month.year}年{data.month.month}月"
@@ -89,7 +101,7 @@ def render_html(
         scope = f"{own}（{data.org_code}）"
     counts = problem_counts(found)
     return (
-        _environment()
+        environment()
         .get_template("bulletin.html.j2")
         .render(
             title=f"{month_label}卫生信息平台数据采集情况与数据质量通报",
@@ -112,8 +124,27 @@ def render_html(
             hotline=hotline_view(data.hotline, scoped=data.org_code is not None),
             appointments=data.appointments.report if data.appointments is not None else None,
             org_code=data.org_code,
+            cutoff_label=cutoff.label(zone),
+            cutoff_kind=cutoff.kind.value,
+            restatements=[_restated_month(r, zone) for r in restatements],
         )
     )
+
+
+RESTATED_CELLS_SHOWN = 20
+"""Changed cells listed per earlier month; the rest are counted (the API lists them all)."""
+
+
+def _restated_month(found: MonthRestatements, zone: ZoneInfo) -> dict[str, object]:
+    cutoff = found.month.cutoff
+    return {
+        "month": f"{found.month.month:%Y-%m}",
+        "cutoff": f"{cutoff.astimezone(zone):%Y-%m-%d %H:%M}" if cutoff else "",
+        "cells": found.cells[:RESTATED_CELLS_SHOWN],
+        "more": max(0, len(found.cells) - RESTATED_CELLS_SHOWN),
+        "count": len(found.cells),
+        "events": found.events_after_cutoff,
+    }
 
 
 def _summary(data: QualityMonth, span: MonthSpan, found: Sequence[InstitutionProblems]) -> list[tuple[str, str, str]]:

@@ -13,6 +13,8 @@ from services.bulletin.render import render_html
 from services.bulletin.settings import BulletinSettings
 from services.quality.month import load_quality_month
 from services.quality.settings import Thresholds
+from services.reports.cutoff import Cutoff, CutoffKind
+from services.reports.restatements import earlier_restatements
 from services.settings import settings_on
 from services.storage.connection import Connection
 
@@ -34,21 +36,30 @@ async def bulletin_html(
     settings: BulletinSettings,
     zone: ZoneInfo,
     now: datetime | None = None,
+    cutoff: Cutoff | None = None,
     thresholds: Thresholds | None = None,
 ) -> str:
     """The month's bulletin page; an institution (`org_code`) gets only its own rows and problems.
 
+    `cutoff` says which figures the connection's rollups hold (live by default; inside
+    `rollups_as_of`, those of the cutoff's time), and is printed on the page; the page also lists
+    the restatements of the months closed before this one, as they stood at the same time.
     `thresholds`: the checks' (services/quality/settings.py); the contract's defaults with the
     bulletin's conformance threshold when not given.
     """
-    limits = thresholds or Thresholds(conformance_threshold=settings.conformance_threshold)
-    data = await load_quality_month(conn, month, org_code, limits.scheduled_deadline_hours)
+    cutoff = cutoff or Cutoff(CutoffKind.LIVE, now or datetime.now(zone))
+    data = await load_quality_month(conn, month, org_code)
+    until = None if cutoff.kind is CutoffKind.LIVE else cutoff.at
+    async with conn.transaction(isolation="repeatable_read", readonly=True):
+        restated = await earlier_restatements(conn, month, zone, org_code, until)
     return render_html(
         data,
-        now=now or datetime.now(zone),
+        now=now or cutoff.at,
         zone=zone,
         conformance_threshold=settings.conformance_threshold,
-        thresholds=limits,
+        thresholds=thresholds,
+        cutoff=cutoff,
+        restatements=restated,
     )
 
 

@@ -7,7 +7,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from datetime import date
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import asyncpg
 import typer
@@ -16,6 +16,8 @@ from rich.console import Console
 from services.cli import render
 from services.contract.models import InstitutionKind
 from services.quality.settings import QualitySettings, Thresholds
+from services.reports.catalog import REPORTS, Report, uploads_report_of
+from services.send.files import Format as FileFormat
 from services.settings import DEFAULT_CONSUMER_GROUP, ToolSettings
 from services.storage.connection import Connection
 from services.storage.database import open_pool
@@ -31,7 +33,7 @@ reference_app = typer.Typer(
 report_app = typer.Typer(help="Print the monthly reports as tables (or CSV/JSON).", no_args_is_help=True)
 demo_app = typer.Typer(help="The April 2020 demo month.", no_args_is_help=True)
 dead_app = typer.Typer(help="List and replay the dead-letter topic.", no_args_is_help=True)
-months_app = typer.Typer(help="Months: list them, archive a closed one.", no_args_is_help=True)
+months_app = typer.Typer(help="Months: list them, close an open one, archive a closed one.", no_args_is_help=True)
 app.add_typer(tokens_app, name="tokens")
 app.add_typer(reference_app, name="reference")
 app.add_typer(report_app, name="report")
@@ -171,40 +173,66 @@ def _emit(
         _fail(f"unknown format {fmt!r}; use table, csv or json")
 
 
+AsOf = Annotated[
+    str | None,
+    typer.Option(
+        "--as-of", help="closed (the figures frozen at the close) or an RFC 3339 time (events received by then)"
+    ),
+]
+
+
+def _report_body(report: Report, first: date, as_of: str | None) -> Any:
+    """A report's JSON body for the admin, live or as of the close or a time (`GET /v1/reports/...?as_of=`)."""
+    from services.aggregator.asof import read_report
+    from services.reports.cutoff import parse_as_of
+    from services.storage.errors import MonthNotFoundError, MonthStateError, SnapshotNotFoundError
+
+    when = None
+    if as_of is not None:
+        try:
+            when = parse_as_of(as_of)
+        except ValueError as exc:
+            _fail(str(exc))
+    zone = _settings().zone
+    try:
+        return _with_db(lambda conn: read_report(conn, report, first, None, when, zone))
+    except (MonthNotFoundError, MonthStateError, SnapshotNotFoundError) as exc:
+        _fail(str(exc))
+
+
 @report_app.command("uploads")
 def report_uploads(
     month: Annotated[str, typer.Option(help="YYYY-MM")],
     kind: Annotated[InstitutionKind, typer.Option(help="district or hospital")] = InstitutionKind.DISTRICT,
     fmt: Format = "table",
+    as_of: AsOf = None,
 ) -> None:
     """The monthly upload report (the bulletin's 数据采集情况 table)."""
-    from services.streams.uploads.report import uploads_report
-
-    first = _month(month)
-    rows = _with_db(lambda conn: uploads_report(conn, first, kind, None))
+    body = _report_body(uploads_report_of(kind), _month(month), as_of)
+    rows = [UploadReportRow.model_validate(row) for row in body]
     title = f"{month} 数据采集情况（{'区' if kind is InstitutionKind.DISTRICT else '医院'}）uploads by {kind.value}"
     _emit(UploadReportRow, rows, fmt, title)
 
 
 @report_app.command("kiosks")
-def report_kiosks(month: Annotated[str, typer.Option(help="YYYY-MM")], fmt: Format = "table") -> None:
+def report_kiosks(
+    month: Annotated[str, typer.Option(help="YYYY-MM")], fmt: Format = "table", as_of: AsOf = None
+) -> None:
     """The monthly kiosk report (自助智能医疗服务终端使用情况)."""
-    from services.streams.kiosk.report import kiosks_report
-
-    first = _month(month)
-    rows = _with_db(lambda conn: kiosks_report(conn, first, None))
+    rows = [KioskReportRow.model_validate(row) for row in _report_body(REPORTS["kiosks"], _month(month), as_of)]
     _emit(KioskReportRow, rows, fmt, f"{month} 自助智能医疗服务终端使用情况 kiosk use")
 
 
 @report_app.command("hotline")
-def report_hotline(month: Annotated[str, typer.Option(help="YYYY-MM")], fmt: Format = "table") -> None:
+def report_hotline(
+    month: Annotated[str, typer.Option(help="YYYY-MM")], fmt: Format = "table", as_of: AsOf = None
+) -> None:
     """The monthly 12320 hotline figures per centre (南京12320卫生热线, 全省12320)."""
     from services.reports.common import to_csv
-    from services.streams.hotline.model import HotlineRow
-    from services.streams.hotline.report import csv_rows, hotline_report_of
+    from services.streams.hotline.model import HotlineReport, HotlineRow
+    from services.streams.hotline.report import csv_rows
 
-    first = _month(month)
-    report = _with_db(lambda conn: hotline_report_of(conn, first, None))
+    report = HotlineReport.model_validate(_report_body(REPORTS["hotline"], _month(month), as_of))
     if fmt == "csv":
         sys.stdout.write(to_csv(HotlineRow, csv_rows(report)))
     elif fmt == "json":
@@ -218,14 +246,15 @@ def report_hotline(month: Annotated[str, typer.Option(help="YYYY-MM")], fmt: For
 
 
 @report_app.command("remote-platforms")
-def report_remote_platforms(month: Annotated[str, typer.Option(help="YYYY-MM")], fmt: Format = "table") -> None:
+def report_remote_platforms(
+    month: Annotated[str, typer.Option(help="YYYY-MM")], fmt: Format = "table", as_of: AsOf = None
+) -> None:
     """The four remote-medicine platforms of a month (远程医疗系统数据统计): table or json (not one table: no csv)."""
-    from services.streams.remote_uploads.report import remote_platforms_report
+    from services.streams.remote_uploads.model import RemotePlatformsReport
 
     if fmt not in ("table", "json"):
         _fail(f"format {fmt!r}: the remote-platforms report is not one table; use table or json")
-    first = _month(month)
-    report = _with_db(lambda conn: remote_platforms_report(conn, first, None))
+    report = RemotePlatformsReport.model_validate(_report_body(REPORTS["remote-platforms"], _month(month), as_of))
     if fmt == "json":
         import orjson
 
@@ -238,14 +267,14 @@ def report_remote_platforms(month: Annotated[str, typer.Option(help="YYYY-MM")],
 def report_appointments(
     month: Annotated[str, typer.Option(help="YYYY-MM")],
     fmt: Annotated[str, typer.Option("--format", "-f", help="table or json (two tables: no csv)")] = "table",
+    as_of: AsOf = None,
 ) -> None:
     """The monthly appointments report (预约挂号服务统计表, 分途径预约情况统计, bookings to date)."""
-    from services.streams.appointments.report import appointments_report
+    from services.streams.appointments.model import AppointmentReport
 
     if fmt not in ("table", "json"):
         _fail(f"unknown format {fmt!r}; use table or json (the report is two tables, so there is no csv)")
-    first = _month(month)
-    report = _with_db(lambda conn: appointments_report(conn, first, None))
+    report = AppointmentReport.model_validate(_report_body(REPORTS["appointments"], _month(month), as_of))
     if fmt == "json":
         sys.stdout.write(report.model_dump_json(indent=2) + "\n")
     else:
@@ -312,6 +341,59 @@ def report_scorecard(month: Annotated[str, typer.Option(help="YYYY-MM")], fmt: F
         render.scorecard(console, card, f"{month} 数据质量排名 data-quality scorecard (worst first)")
 
 
+@report_app.command("restatements")
+def report_restatements(
+    month: Annotated[str, typer.Option(help="YYYY-MM, a closed month")],
+    fmt: Annotated[str, typer.Option("--format", "-f", help="table or json")] = "table",
+) -> None:
+    """The cells of a closed month's reports that changed after its close (GET /v1/reports/restatements)."""
+    import orjson
+    from rich.table import Table
+
+    from services.reports.restatements import MonthRestatements, restatements
+    from services.storage.errors import MonthNotFoundError, MonthStateError, SnapshotNotFoundError
+    from services.storage.months import month_of
+
+    if fmt not in ("table", "json"):
+        _fail(f"unknown format {fmt!r}; use table or json")
+    first = _month(month)
+    zone = _settings().zone
+
+    async def run(conn: Connection) -> MonthRestatements:
+        found = await month_of(conn, first)
+        if found is None:
+            raise MonthNotFoundError(f"no event has counted in {month}, and it was never closed")
+        if found.cutoff is None:
+            raise MonthStateError(f"{month} is open: restatements need a closed month")
+        async with conn.transaction(isolation="repeatable_read", readonly=True):
+            return await restatements(conn, found, zone)
+
+    try:
+        result = _with_db(run)
+    except (MonthNotFoundError, MonthStateError, SnapshotNotFoundError) as exc:
+        _fail(str(exc))
+        return
+    body = result.as_dict()
+    if fmt == "json":
+        sys.stdout.write(orjson.dumps(body, option=orjson.OPT_INDENT_2).decode() + "\n")
+        return
+    table = Table(
+        title=f"{month} restatements: closed at {body['cutoff']}, {body['events_after_cutoff']} events after the cutoff"
+    )
+    for column in ("report", "org_code", "field", "at close", "now", "events after"):
+        table.add_column(column)
+    for cell in result.cells:
+        table.add_row(
+            cell.report,
+            cell.org_code or "(total)",
+            cell.field,
+            str(cell.value_at_close),
+            str(cell.value_now),
+            str(cell.events_after_cutoff),
+        )
+    console.print(table)
+
+
 @report_app.command("missing-uploads")
 def report_missing(day: Annotated[str, typer.Option("--date", help="YYYY-MM-DD")]) -> None:
     """Institutions that uploaded in the 7 days before DATE but not on it."""
@@ -366,6 +448,73 @@ def demo_replay(
         replay.replay_month(settings.collector_url, token, concurrency=concurrency, seed=seed, kinds=kinds)
     )
     console.print(f"posted {result}")
+
+
+@app.command("send")
+def send(
+    files: Annotated[
+        list[Path], typer.Argument(help="JSON-lines (.jsonl, .ndjson, .json) or CSV (.csv) files of events")
+    ],
+    stream: Annotated[
+        str | None,
+        typer.Option(
+            help="the stream of every file, by name or endpoint (upload or uploads, ...);"
+            " default: told from each file's fields"
+        ),
+    ] = None,
+    fmt: Annotated[FileFormat | None, typer.Option("--format", help="default: from each file's suffix")] = None,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            envvar="TELEMETRY_TOKEN",
+            show_default=False,
+            help="bearer token (TELEMETRY_TOKEN; default TELEMETRY_ADMIN_TOKEN)",
+        ),
+    ] = None,
+    collector_url: Annotated[
+        str | None, typer.Option(help="the collector (default TELEMETRY_COLLECTOR_URL, http://127.0.0.1:8080)")
+    ] = None,
+    batch_size: Annotated[int, typer.Option(min=1, max=1000, help="events per request (at most 1,000)")] = 1000,
+    concurrency: Annotated[int, typer.Option(min=1, max=64, help="requests in flight")] = 4,
+    max_retries: Annotated[int, typer.Option(min=0, help="posts of the same batch after a 429/503/no answer")] = 10,
+    max_wait: Annotated[float, typer.Option(min=0, help="longest wait before one retry, seconds")] = 60.0,
+    timeout: Annotated[float, typer.Option(min=0.1, help="seconds to wait for one answer")] = 30.0,
+    progress: Annotated[bool, typer.Option(help="show a progress bar (on standard error)")] = True,
+) -> None:
+    """Post the events of FILES to the collector in batches (backfill; README.md, "Backfill: telemetry send").
+
+    Refused events are written beside each file, to FILE.refused.jsonl.
+
+    Exit 0: every event accepted; 1: some refused; 2: a file could not be read; 3: some not acknowledged.
+    """
+    from services.cli import sending as report
+    from services.send.errors import SourceError
+    from services.send.files import open_source
+    from services.send.poster import SendOptions, send_files
+    from services.streams import STREAMS
+
+    settings = _settings()
+    secret = token or (settings.admin_token.get_secret_value() if settings.admin_token else None)
+    if not secret:
+        _fail("give a token: --token or TELEMETRY_TOKEN (an institution's), or TELEMETRY_ADMIN_TOKEN")
+        return
+    try:
+        sources = [open_source(path, STREAMS, stream, fmt) for path in files]
+    except SourceError as exc:
+        _fail(str(exc))
+        return
+    options = SendOptions(
+        batch_size=batch_size, concurrency=concurrency, max_retries=max_retries, max_wait_s=max_wait, timeout_s=timeout
+    )
+    base_url = collector_url or settings.collector_url
+    if not base_url.startswith(("http://", "https://")):
+        # Not a connection that failed now and may work later: retrying it would only wait.
+        _fail(f"the collector URL must start with http:// or https://, got {base_url!r}")
+        return
+    with report.progress_bar(err, sum(s.count_lines() for s in sources), enabled=progress) as on_change:
+        result = asyncio.run(send_files(sources, base_url, secret, options, on_change=on_change))
+    report.summary(console, result)
+    raise typer.Exit(report.exit_code_of(result))
 
 
 @demo_app.command("check")
@@ -496,6 +645,33 @@ def months_list() -> None:
         console.print(
             f"{row['month']}  {row['state']:<8}  closed {row['closed_at'] or '-'}  archived {row['archived_at'] or '-'}"
         )
+
+
+@months_app.command("close")
+def months_close(month: Annotated[str, typer.Argument(help="YYYY-MM, an open month")]) -> None:
+    """Close a month now: record the cutoff and freeze every report of it (run `wait-applied` first)."""
+    import orjson
+
+    from services.storage.errors import MonthNotFoundError, MonthStateError
+    from services.storage.months import Month, close_month
+
+    first = _month(month)
+
+    async def run(conn: Connection) -> Month:
+        closed = await close_month(conn, first)
+        await conn.execute(
+            "INSERT INTO admin_audit (actor, action, subject, details) VALUES ('cli', 'month.close', $1, $2)",
+            month,
+            orjson.dumps({"cutoff": closed.as_dict()["cutoff"]}).decode(),
+        )
+        return closed
+
+    try:
+        closed = _with_db(run)
+    except (MonthNotFoundError, MonthStateError) as exc:
+        _fail(str(exc))
+        return
+    console.print(f"{month} closed at {closed.as_dict()['cutoff']}: its reports are frozen (as_of=closed)")
 
 
 @months_app.command("archive")

@@ -7,7 +7,7 @@ answers an unreadable body in its own shape instead of the platform's one error 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import date
 from typing import Annotated, Any
 
@@ -17,11 +17,12 @@ from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
 
 from services.collector.ingest import read_body, read_json
 from services.contract.models import Code
+from services.storage.connection import Connection
 from services.storage.errors import MonthNotFoundError, MonthStateError, ReferenceDataError, TokenNotFoundError
-from services.storage.months import archive_month, list_months
+from services.storage.months import Month, archive_month, close_month, list_months
 from services.storage.reference import parse_reference, replace_reference
 from services.storage.tokens import issue_token, list_tokens, revoke_token
-from services.web.auth import AdminPrincipal
+from services.web.auth import AdminPrincipal, Principal
 from services.web.errors import ConflictError, InvalidRequestError, NotFoundError, error_responses
 from services.web.responses import JsonResponse
 from services.web.schemas import request_body_schema
@@ -242,34 +243,66 @@ async def get_months(request: Request, principal: AdminPrincipal) -> list[dict[s
         return [m.as_dict() for m in await list_months(conn)]
 
 
+def _month_path(month: str) -> date:
+    year = int(month[:4])
+    if not FIRST_YEAR <= year <= LAST_YEAR:
+        raise InvalidRequestError(f"month must be in the years {FIRST_YEAR}-{LAST_YEAR}, got {month!r}")
+    return date(year, int(month[5:7]), 1)
+
+
+MonthPath = Annotated[str, Path(pattern=_MONTH_PATTERN, max_length=7)]
+
+
+async def _change_month(
+    request: Request,
+    month: str,
+    principal: Principal,
+    action: str,
+    change: Callable[[Connection, date], Awaitable[Month]],
+) -> Month:
+    """Close or archive: 404 for a month no event counted in, 409 for one in the wrong state; audited."""
+    first = _month_path(month)
+    async with request.app.state.pool.acquire() as conn:
+        try:
+            changed = await change(conn, first)
+        except MonthNotFoundError as exc:
+            raise NotFoundError(str(exc)) from exc
+        except MonthStateError as exc:
+            raise ConflictError(str(exc)) from exc
+        await conn.execute(
+            "INSERT INTO admin_audit (actor, action, subject, details) VALUES ($1, $2, $3, $4)",
+            principal.actor,
+            action,
+            month,
+            orjson.dumps(changed.as_dict()).decode(),
+        )
+    return changed
+
+
+@router.post(
+    "/months/{month}/close",
+    summary="Close an open month: record the cutoff (now) and freeze every report of it",
+    response_model=MonthListing,
+    responses=error_responses(401, 403, 404, 409, 422),
+)
+async def post_month_close(request: Request, month: MonthPath, principal: AdminPrincipal) -> dict[str, Any]:
+    """404 if no event has counted in the month, 409 unless it is open. Afterwards the reports
+    answer `as_of=closed` with the figures frozen now (for the admin and for each institution of
+    the reference data in force), events of the month are still counted in the live figures, and
+    each changed cell is listed by `GET /v1/reports/restatements`. Run `telemetry wait-applied`
+    first: events received but not yet applied are not in the frozen figures."""
+    return (await _change_month(request, month, principal, "month.close", close_month)).as_dict()
+
+
 @router.post(
     "/months/{month}/archive",
     summary="Archive a closed month now: its dedupe keys are dropped and its events refused from then on",
     response_model=MonthListing,
     responses=error_responses(401, 403, 404, 409, 422),
 )
-async def post_month_archive(
-    request: Request,
-    month: Annotated[str, Path(pattern=_MONTH_PATTERN, max_length=7)],
-    principal: AdminPrincipal,
-) -> dict[str, Any]:
+async def post_month_archive(request: Request, month: MonthPath, principal: AdminPrincipal) -> dict[str, Any]:
     """409 unless the month is closed. Afterwards events of the month are answered 422 (month
     archived), and a resend of its events stamped with another month counts there."""
-    year = int(month[:4])
-    if not FIRST_YEAR <= year <= LAST_YEAR:
-        raise InvalidRequestError(f"month must be in the years {FIRST_YEAR}-{LAST_YEAR}, got {month!r}")
-    first = date(year, int(month[5:7]), 1)
-    async with request.app.state.pool.acquire() as conn:
-        try:
-            archived = await archive_month(conn, first)
-        except MonthNotFoundError as exc:
-            raise NotFoundError(str(exc)) from exc
-        except MonthStateError as exc:
-            raise ConflictError(str(exc)) from exc
-        await conn.execute(
-            "INSERT INTO admin_audit (actor, action, subject, details) VALUES ($1, 'month.archive', $2, '{}')",
-            principal.actor,
-            month,
-        )
+    archived = await _change_month(request, month, principal, "month.archive", archive_month)
     await request.app.state.archived_months.reload()
     return archived.as_dict()

@@ -12,12 +12,10 @@ response's `detail`.
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import time
 from collections.abc import Collection, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -40,6 +38,7 @@ from services.contract.models import MAX_BATCH_EVENTS, MAX_BODY_BYTES
 from services.demo.errors import ReplayError
 from services.demo.month import DEFAULT_SEED
 from services.demo.stream import V1_KINDS, plan_demo_month
+from services.send.retry import retry_delay
 
 # Every stream of the demo month and the endpoint its events are posted to (contract v1 and
 # revision 2). `replay_month` posts the v1 streams unless told otherwise: the endpoints of
@@ -141,19 +140,7 @@ def _detail(response: httpx.Response) -> str:
 
 def _retry_delay(response: httpx.Response | None, attempt: int, cap: float) -> float:
     """Seconds to wait before the next attempt: Retry-After (seconds or HTTP date), else backoff."""
-    header = response.headers.get("Retry-After") if response is not None else None
-    delay: float | None = None
-    if header:
-        try:
-            delay = float(header)
-        except ValueError:
-            try:
-                delay = (email.utils.parsedate_to_datetime(header) - datetime.now(UTC)).total_seconds()
-            except (TypeError, ValueError):
-                delay = None
-    if delay is None:
-        delay = 0.25 * 2**attempt
-    return min(max(delay, 0.0), cap)
+    return retry_delay(response.headers.get("Retry-After") if response is not None else None, attempt, cap)
 
 
 async def _post(

@@ -22,7 +22,7 @@ from services.streams.kiosk.model import KioskReportRow
 from services.streams.kiosk.report import kiosks_report
 from services.streams.remote_uploads.report import RemoteMonth, load_remote_month
 from services.streams.uploads.model import UploadReportRow
-from services.streams.uploads.report import SCHEDULED_DEADLINE_H, uploads_report
+from services.streams.uploads.report import uploads_report
 
 
 @dataclass(frozen=True)
@@ -53,20 +53,17 @@ class QualityMonth:
     """The reference data's days on which nothing is expected."""
 
 
-async def load_quality_month(
-    conn: Connection, month: date, org_code: str | None, deadline_h: int = SCHEDULED_DEADLINE_H
-) -> QualityMonth:
-    """Read `month` for `org_code` (None: every institution) in one repeatable-read snapshot;
-    `deadline_h`: when a scheduled slot is on time (the upload rows' on-time rates).
+async def load_quality_month(conn: Connection, month: date, org_code: str | None) -> QualityMonth:
+    """Read `month` for `org_code` (None: every institution) in one repeatable-read snapshot.
 
     The consumer keeps writing while we read; one snapshot keeps the checks consistent with the
     tables (a day's records cannot appear in one and not the other).
     """
     async with conn.transaction(isolation="repeatable_read", readonly=True):
-        districts = await uploads_report(conn, month, InstitutionKind.DISTRICT, org_code, deadline_h)
-        hospitals = await uploads_report(conn, month, InstitutionKind.HOSPITAL, org_code, deadline_h)
+        districts = await uploads_report(conn, month, InstitutionKind.DISTRICT, org_code)
+        hospitals = await uploads_report(conn, month, InstitutionKind.HOSPITAL, org_code)
         kiosks = await kiosks_report(conn, month, org_code)
-        details = await _details(conn, month, org_code)
+        details = await institution_details(conn, month, org_code)
         names = {r["table_code"]: r["name"] for r in await conn.fetch("SELECT table_code, name FROM cur_tables")}
         hotline = await hotline_bulletin_inputs(conn, month, org_code)
         appointments = await load_appointment_section(conn, month, org_code)
@@ -117,7 +114,9 @@ async def _months_before(
     return records, transactions
 
 
-async def _details(conn: Connection, month: date, org_code: str | None) -> dict[str, InstitutionDetail]:
+async def institution_details(conn: Connection, month: date, org_code: str | None) -> dict[str, InstitutionDetail]:
+    """Declared and uploaded tables (with their records), records per day and each kiosk's
+    transactions per day of `month`, per institution (or `org_code`'s)."""
     declared: dict[str, set[str]] = {}
     for row in await conn.fetch(
         "SELECT org_code, table_code FROM cur_declarations WHERE $1::text IS NULL OR org_code = $1", org_code

@@ -120,5 +120,5 @@ async def quality_report(
     now: datetime | None = None,
 ) -> QualityReport:
     """Read `month` as `org_code` (None: the admin) may see it and run every check on it."""
-    data = await load_quality_month(conn, month, org_code, thresholds.scheduled_deadline_hours)
+    data = await load_quality_month(conn, month, org_code)
     return quality_report_of(data, now or datetime.now(zone), zone, thresholds)

@@ -160,6 +160,6 @@ async def scorecard(
     """Rank every district and hospital of `month` (an institution's token: its own row, ranked among all)."""
     # Ranked among all institutions even for one reader: a rank is the commission's verdict on
     # the institution itself; the row carries no other institution's figure.
-    current = await load_quality_month(conn, month, None, thresholds.scheduled_deadline_hours)
-    previous = await load_quality_month(conn, previous_month(month), None, thresholds.scheduled_deadline_hours)
+    current = await load_quality_month(conn, month, None)
+    previous = await load_quality_month(conn, previous_month(month), None)
     return scorecard_of(current, previous, now or datetime.now(zone), zone, thresholds, org_code)

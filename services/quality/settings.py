@@ -16,7 +16,6 @@ from services.quality.cross_stream import CROSS_STREAM_TOLERANCE
 from services.quality.trends import OUTLIER_SHARE
 from services.quality.uploads import FLATLINE_DAYS
 from services.settings import settings_on
-from services.streams.uploads.report import SCHEDULED_DEADLINE_H
 
 
 class QualitySettings(BaseSettings):
@@ -36,12 +35,6 @@ class QualitySettings(BaseSettings):
         lt=1,
         description="cross_stream_mismatch: share of the larger figure the two may differ by",
     )
-    scheduled_deadline_hours: int = Field(
-        SCHEDULED_DEADLINE_H,
-        ge=0,
-        le=72,
-        description="a scheduled slot is on time when it arrives by this hour after its business day",
-    )
 
 
 @dataclass(frozen=True)
@@ -52,8 +45,6 @@ class Thresholds:
     flatline_days: int = FLATLINE_DAYS
     outlier_share: float = OUTLIER_SHARE
     cross_stream_tolerance: float = CROSS_STREAM_TOLERANCE
-    scheduled_deadline_hours: int = SCHEDULED_DEADLINE_H
-    """Read with the month (the uploads report's on-time rates), not by a check."""
 
     @classmethod
     def of(cls, settings: QualitySettings, conformance_threshold: float) -> Thresholds:
@@ -63,7 +54,6 @@ class Thresholds:
             settings.flatline_days,
             settings.outlier_share,
             settings.cross_stream_tolerance,
-            settings.scheduled_deadline_hours,
         )
 
 

@@ -6,7 +6,8 @@ StorageError
 ├── TimeZoneMismatchError   the database's rollups were built in another time zone
 ├── TokenNotFoundError      revoke of a token id that does not exist (404)
 ├── MonthNotFoundError      no event has counted in that month (404)
-└── MonthStateError         a month not in the state the operation needs (409)
+├── MonthStateError         a month not in the state the operation needs (409)
+└── SnapshotNotFoundError   a closed month has no frozen report for that reader (404)
 """
 
 from __future__ import annotations
@@ -48,3 +49,7 @@ class MonthNotFoundError(StorageError):
 
 class MonthStateError(StorageError):
     """The month is not in the state the operation needs (e.g. archiving an open month)."""
+
+
+class SnapshotNotFoundError(StorageError):
+    """A closed month has no frozen report for that reader (an institution added after the close)."""

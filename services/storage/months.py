@@ -2,8 +2,9 @@
 
 - The aggregator creates a month (and its `event_keys` partition) on the month's first event
   (`ensure_months`).
-- Closing is `close_month`: here only the state and `closed_at`, in this one place; closing
-  with a cutoff and frozen report snapshots (issue 10) extends this function.
+- Closing is `close_month`, the one place where a month becomes closed: the cutoff, and a
+  frozen snapshot of every report of the month (`month_snapshots`, migration 0011) that
+  `as_of=closed` answers and restatements compare today's figures with.
 - Archiving (`archive_month`, `archive_due`) drops the month's key partition in the same
   transaction that marks it archived, and notifies `MONTHS_CHANNEL`: the collectors refuse
   the month's events from then on (422), and the aggregators dead-letter any already on the
@@ -16,11 +17,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, tzinfo
 from enum import StrEnum
+from typing import Any
 
 import asyncpg
+import orjson
 
+from services.reports.catalog import read_all
 from services.storage.connection import Connection
-from services.storage.errors import MonthNotFoundError, MonthStateError
+from services.storage.errors import MonthNotFoundError, MonthStateError, SnapshotNotFoundError
 from services.storage.live import LiveValue
 from services.streams.months import ArchivedMonths
 
@@ -108,24 +112,94 @@ async def list_months(conn: Connection) -> list[Month]:
 
 
 async def close_month(conn: Connection, month: date, at: datetime | None = None) -> Month:
-    """Mark an open month closed (state and `closed_at`; the cutoff is `at` too).
+    """Close an open month: record its cutoff (`at`, default now) and freeze every report of it.
 
-    The minimal close that archiving needs. Closing as the contract describes it (the cutoff
-    and a frozen snapshot of every report, restatements) is built on this function, so that
-    there is one place where a month becomes closed.
+    The one place where a month becomes closed. In the transaction that changes the state, every
+    report of `REPORTS` is written to `month_snapshots` as the admin sees it (`org_scope` '') and
+    as each institution of the reference set in force sees its own (`org_scope` its org_code),
+    so `as_of=closed` answers every reader what was published.
+
+    One repeatable-read transaction: the reports are read from its snapshot, taken by its first
+    query, at the cutoff; batches go on meanwhile (what they apply is after the cutoff, a
+    restatement). Only then is the month's row updated, which waits for the batches of the month
+    being applied (they hold the row FOR SHARE) and holds new ones back for the few
+    milliseconds of the inserts. Two closes at once: the second is refused (MonthStateError).
     """
-    async with conn.transaction():
-        await conn.execute("SELECT ensure_month($1)", month)
-        row = await conn.fetchrow(
-            f"""UPDATE months SET state = 'closed', closed_at = coalesce($2, now()), cutoff = coalesce($2, now())
-                WHERE month = $1 AND state = 'open' RETURNING {_COLUMNS}""",
-            month,
-            at,
-        )
-        if row is None:
-            raise MonthStateError(f"{month:%Y-%m} is not open")
-        await conn.execute(f"NOTIFY {MONTHS_CHANNEL}")
+    try:
+        async with conn.transaction(isolation="repeatable_read"):
+            found = await month_of(conn, month)
+            if found is None:
+                raise MonthNotFoundError(f"no event has counted in {month:%Y-%m}")
+            if found.state is not MonthState.OPEN:
+                raise MonthStateError(f"{month:%Y-%m} is {found.state}: only an open month can be closed")
+            frozen = await _frozen_reports(conn, month)
+            row = await conn.fetchrow(
+                f"""UPDATE months SET state = 'closed', closed_at = coalesce($2, now()), cutoff = coalesce($2, now())
+                    WHERE month = $1 AND state = 'open' RETURNING {_COLUMNS}""",
+                month,
+                at,
+            )
+            if row is None:
+                raise MonthStateError(f"{month:%Y-%m} was closed meanwhile")
+            await conn.executemany(
+                "INSERT INTO month_snapshots (month, report, org_scope, body) VALUES ($1, $2, $3, $4::json)", frozen
+            )
+            await conn.execute(f"NOTIFY {MONTHS_CHANNEL}")
+    except asyncpg.SerializationError as exc:
+        # Another close (or an archive) changed the row after this transaction's snapshot.
+        raise MonthStateError(f"{month:%Y-%m} was closed meanwhile") from exc
     return _month(row)
+
+
+async def _frozen_reports(conn: Connection, month: date) -> list[tuple[date, str, str, str]]:
+    orgs = [r["org_code"] for r in await conn.fetch("SELECT org_code FROM cur_institutions ORDER BY org_code")]
+    rows = []
+    for scope in (None, *orgs):
+        for name, body in (await read_all(conn, month, scope)).items():
+            rows.append((month, name, scope or ALL_INSTITUTIONS, orjson.dumps(body).decode()))
+    return rows
+
+
+ALL_INSTITUTIONS = ""
+"""`month_snapshots.org_scope` of the admin's view (every institution)."""
+
+
+async def month_of(conn: Connection, month: date) -> Month | None:
+    """The `months` row of `month`, or None when no event has counted in it."""
+    row = await conn.fetchrow(f"SELECT {_COLUMNS} FROM months WHERE month = $1", month)
+    return None if row is None else _month(row)
+
+
+async def frozen_report(conn: Connection, month: date, report: str, org_code: str | None) -> tuple[Month, Any]:
+    """A closed (or archived) month's report as frozen at its close, for the admin (None) or one institution.
+
+    MonthNotFoundError: no event counted in the month; MonthStateError: the month is open;
+    SnapshotNotFoundError: the reader had no view at the close (an institution added since).
+    """
+    async with conn.transaction(isolation="repeatable_read", readonly=True):
+        found = await month_of(conn, month)
+        if found is None:
+            raise MonthNotFoundError(f"no event has counted in {month:%Y-%m}, and it was never closed")
+        if found.state is MonthState.OPEN:
+            raise MonthStateError(f"{month:%Y-%m} is open: as_of=closed needs a closed month")
+        body = await conn.fetchval(
+            "SELECT body::text FROM month_snapshots WHERE month = $1 AND report = $2 AND org_scope = $3",
+            month,
+            report,
+            org_code or ALL_INSTITUTIONS,
+        )
+    if body is None:
+        raise SnapshotNotFoundError(
+            f"no frozen {report} report of {month:%Y-%m} for {org_code or 'every institution'}: a month is frozen "
+            "for the institutions of the reference data at its close, and the uploads reports for districts "
+            "and hospitals only"
+        )
+    return found, orjson.loads(body)
+
+
+async def closed_months(conn: Connection) -> list[Month]:
+    """The months closed and not archived, oldest first."""
+    return [_month(r) for r in await conn.fetch(f"SELECT {_COLUMNS} FROM months WHERE state = 'closed' ORDER BY month")]
 
 
 async def archive_month(conn: Connection, month: date) -> Month:

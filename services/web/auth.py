@@ -57,6 +57,10 @@ class Authenticator:
         token = token.strip()
         if scheme.lower() != "bearer" or not token:
             raise UnauthenticatedError("Authorization header must be 'Bearer <token>'")
+        return self.authenticate_token(token)
+
+    def authenticate_token(self, token: str) -> Principal:
+        """The principal of a bare token (a bearer header's, or one typed into the sign-in form)."""
         if hmac.compare_digest(token.encode("utf-8"), self._admin_token):
             return ADMIN
         org_code = self.tokens.value.get(token_digest(token))

@@ -9,8 +9,6 @@ status or content type, or a body that does not match its declared schema fails 
 
 from __future__ import annotations
 
-import socket
-import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -21,7 +19,6 @@ import hypothesis
 import pytest
 import pytest_asyncio
 import schemathesis
-import uvicorn
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
@@ -30,6 +27,7 @@ from schemathesis import BaseSchema
 from services.aggregator.app import create_app as create_aggregator
 from services.collector.app import create_app as create_collector
 from tests.fixtures.events import REFERENCE, kiosk, upload
+from tests.fixtures.server import ServerThread
 from tests.fixtures.stack import WAIT_S, StackConfig, admin_headers, cloned_database
 
 pytestmark = [
@@ -92,34 +90,6 @@ CONFIG = schemathesis.Config.from_dict(
         },
     }
 )
-
-
-class ServerThread:
-    """One app under uvicorn (its own event loop, in a thread) on a free loopback port."""
-
-    def __init__(self, app: FastAPI) -> None:
-        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._sock.bind(("127.0.0.1", 0))
-        self.base_url = f"http://127.0.0.1:{self._sock.getsockname()[1]}"
-        config = uvicorn.Config(app, log_config=None, access_log=False, http="httptools", lifespan="on")
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._sock]}, daemon=True)
-
-    def __enter__(self) -> ServerThread:
-        self._thread.start()
-        deadline = time.monotonic() + WAIT_S
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                pytest.fail(f"server at {self.base_url} did not start")
-            time.sleep(0.05)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.should_exit = True
-        self._thread.join(WAIT_S)
-        self._sock.close()
-        if self._thread.is_alive():
-            pytest.fail(f"server at {self.base_url} did not stop within {WAIT_S:.0f}s")
 
 
 @dataclass(frozen=True)

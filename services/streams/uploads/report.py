@@ -53,7 +53,9 @@ class MonthInputs:
 
 
 SCHEDULED_DEADLINE_H = 6
-"""The contract's default: a scheduled slot is on time when it arrives by 06:00 of the next day."""
+"""A scheduled slot is on time when it arrives by 06:00 of the next day: the contract's default, a
+constant here, because a closed month's frozen uploads report must not change its meaning with a
+setting (docs/contract-decisions.md)."""
 
 
 def nearest_rank(values: list[int], share: float) -> int | None:
@@ -122,13 +124,11 @@ def complement_rate(flawed: int, records: int) -> float | None:
     return rate(records - flawed, records)
 
 
-def upload_row(
-    inst: Institution, month: date, inputs: MonthInputs, ref: ReferenceView, deadline_h: int = SCHEDULED_DEADLINE_H
-) -> UploadReportRow:
+def upload_row(inst: Institution, month: date, inputs: MonthInputs, ref: ReferenceView) -> UploadReportRow:
     """One row of the uploads report, with every metric of the contract."""
     required = ref.required_tables(inst.kind)
     days = business_days(month, ref.no_upload_days)
-    timely = timeliness(ref.expected_tables(inst), len(days), inputs.slot_lags, deadline_h)
+    timely = timeliness(ref.expected_tables(inst), len(days), inputs.slot_lags, SCHEDULED_DEADLINE_H)
     declared = ref.declarations.get(inst.org_code)
     declared_count = len(declared) if declared else None
     declared_uploaded = len(declared & inputs.uploaded_tables) if declared else 0
@@ -173,11 +173,10 @@ def upload_report(
     month: date,
     inputs: Mapping[str, MonthInputs],
     ref: ReferenceView,
-    deadline_h: int = SCHEDULED_DEADLINE_H,
 ) -> list[UploadReportRow]:
     """Every institution of `kind`, sorted by records uploaded, most first (the bulletin's order)."""
     rows = [
-        upload_row(inst, month, inputs.get(inst.org_code, MonthInputs()), ref, deadline_h)
+        upload_row(inst, month, inputs.get(inst.org_code, MonthInputs()), ref)
         for inst in ref.institutions
         if inst.kind is kind
     ]
@@ -291,19 +290,14 @@ async def month_inputs(conn: Connection, month: date, ref: ReferenceView) -> dic
 
 
 async def uploads_report(
-    conn: Connection,
-    month: date,
-    kind: InstitutionKind,
-    org_code: str | None,
-    deadline_h: int = SCHEDULED_DEADLINE_H,
+    conn: Connection, month: date, kind: InstitutionKind, org_code: str | None
 ) -> list[UploadReportRow]:
-    """`GET /v1/reports/uploads`: every institution of `kind` (or only `org_code`'s); `deadline_h`:
-    the hour after its business day by which a scheduled slot is on time."""
+    """`GET /v1/reports/uploads`: every institution of `kind` (or only `org_code`'s)."""
     # One snapshot, so every figure of a row comes from the same batches and reference version.
     async with conn.transaction(isolation="repeatable_read", readonly=True):
         ref = await load_reference_view(conn, org_code)
         inputs = await month_inputs(conn, month, ref)
-    return upload_report(kind, month, inputs, ref, deadline_h)
+    return upload_report(kind, month, inputs, ref)
 
 
 async def missing_uploads(conn: Connection, day: date, org_code: str | None) -> list[MissingUploadRow]:
@@ -331,3 +325,23 @@ async def missing_uploads(conn: Connection, day: date, org_code: str | None) -> 
         )
         for r in rows
     ]
+
+
+async def daily_channel_records(conn: Connection, month: date, org_code: str) -> dict[date, ChannelRecords]:
+    """Records per business date of `month` and channel, of one institution (the page's heatmap).
+
+    From `conformance_daily`, the one upload rollup kept per channel: its days are the dates the
+    records describe, so a nightly batch sent on the 11th shows on the 10th, beside the real-time
+    records of the same day (the pairs conformance compares).
+    """
+    rows = await conn.fetch(
+        """SELECT business_date, sum(realtime_records)::bigint AS realtime,
+                  sum(scheduled_records)::bigint AS scheduled
+           FROM conformance_daily
+           WHERE org_code = $1 AND business_date >= $2 AND business_date < $3
+           GROUP BY business_date""",
+        org_code,
+        month,
+        next_month(month),
+    )
+    return {r["business_date"]: ChannelRecords(int(r["realtime"]), int(r["scheduled"])) for r in rows}
