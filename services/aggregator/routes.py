@@ -259,7 +259,12 @@ async def get_bulletin(
     async with request.app.state.pool.acquire() as conn:
         if when is None:
             page = await bulletin.bulletin_html(
-                conn, first, org_code=principal.org_code, settings=options, zone=zone, thresholds=_thresholds(request)
+                conn,
+                first,
+                org_code=principal.org_code,
+                settings=options,
+                zone=zone,
+                thresholds=check_thresholds(request),
             )
         else:
             if isinstance(when, datetime):
@@ -276,7 +281,7 @@ async def get_bulletin(
                     settings=options,
                     zone=zone,
                     cutoff=cutoff,
-                    thresholds=_thresholds(request),
+                    thresholds=check_thresholds(request),
                 )
     if format == "html":
         return HTMLResponse(page)
@@ -291,7 +296,7 @@ async def get_bulletin(
     )
 
 
-def _thresholds(request: Request) -> Thresholds:
+def check_thresholds(request: Request) -> Thresholds:
     """The checks' thresholds: the quality settings and the bulletin's conformance threshold."""
     state = request.app.state
     return Thresholds.of(quality_settings_of(state), bulletin.settings_of(state).conformance_threshold)
@@ -319,7 +324,7 @@ async def get_quality_report(
             first,
             principal.org_code,
             zone=request.app.state.settings.zone,
-            thresholds=_thresholds(request),
+            thresholds=check_thresholds(request),
         )
     return JsonResponse(report.model_dump(mode="json"))
 
@@ -341,7 +346,7 @@ async def get_scorecard(
     first = parse_month(month)
     async with request.app.state.pool.acquire() as conn:
         card = await scorecard(
-            conn, first, principal.org_code, zone=request.app.state.settings.zone, thresholds=_thresholds(request)
+            conn, first, principal.org_code, zone=request.app.state.settings.zone, thresholds=check_thresholds(request)
         )
     return JsonResponse(card.model_dump(mode="json"))
 

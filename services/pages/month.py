@@ -4,6 +4,8 @@ Every figure is a row of a report the API already serves to the institution's ow
 (`uploads_report`, `kiosks_report`, `appointments_report`, `hotline_report_of`,
 `remote_platforms_report`), so the page can never disagree with `/v1/reports/...`; the
 heatmap's days and the missing tables come from the same rollups and the bulletin's detail query.
+The checks read the month as `GET /v1/reports/quality` does for the institution's own token
+(`load_quality_month` scoped to its org_code), so they never compare it with rows it cannot read.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from services.contract.models import InstitutionKind
-from services.quality.month import institution_details
+from services.quality.month import QualityMonth, load_quality_month
 from services.storage.connection import Connection
 from services.streams.appointments.model import AppointmentRow
 from services.streams.appointments.report import appointments_report
@@ -65,6 +67,8 @@ class InstitutionMonth:
     hotline: HotlineRow | None
     remote: tuple[RemotePlatformFigures, ...]
     """The remote-medicine platforms the institution uploaded to this month."""
+    quality: QualityMonth
+    """The month as the quality checks read it for this institution's own token (its rows only)."""
 
 
 async def list_institutions(conn: Connection) -> list[InstitutionEntry]:
@@ -88,8 +92,8 @@ async def load_institution_month(conn: Connection, org_code: str, month: date) -
             return None
         upload_rows = await uploads_report(conn, month, institution.kind, org_code)
         channel_days = await daily_channel_records(conn, month, org_code)
-        detail = (await institution_details(conn, month, org_code)).get(org_code)
-        names = {r["table_code"]: r["name"] for r in await conn.fetch("SELECT table_code, name FROM cur_tables")}
+        # A savepoint inside this snapshot (same isolation): the checks see the figures beside them.
+        quality = await load_quality_month(conn, month, org_code)
         kiosks = await kiosks_report(conn, month, org_code)
         appointments = await appointments_report(conn, month, org_code)
         hotline = await hotline_report_of(conn, month, org_code)
@@ -97,6 +101,8 @@ async def load_institution_month(conn: Connection, org_code: str, month: date) -
     uploads = upload_rows[0] if upload_rows else None
     if uploads is not None and institution.kind not in UPLOADING_KINDS and uploads.records_uploaded == 0:
         uploads = None
+    detail = quality.details.get(org_code)
+    names = quality.table_names
     declared = detail.declared if detail else frozenset()
     uploaded = detail.uploaded if detail else frozenset()
     return InstitutionMonth(
@@ -110,6 +116,7 @@ async def load_institution_month(conn: Connection, org_code: str, month: date) -
         appointments=next((r for r in appointments.rows if r.org_code == org_code), None),
         hotline=next((r for r in hotline.rows if r.org_code == org_code), None),
         remote=tuple(p for p in remote.platforms if _volume(p) > 0),
+        quality=quality,
     )
 
 

@@ -19,7 +19,7 @@ from fastapi.routing import APIRoute
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from services.aggregator.receipts import receipt_for
-from services.aggregator.routes import parse_month
+from services.aggregator.routes import check_thresholds, parse_month
 from services.aggregator.settings import AggregatorSettings
 from services.bulletin.render import KIND_NAMES
 from services.pages.month import list_institutions, load_institution_month
@@ -34,6 +34,7 @@ from services.pages.sessions import (
     same_token,
 )
 from services.pages.view import institution_html
+from services.quality.scorecard import scorecard
 from services.storage.receipts import Receipt
 from services.streams import STREAMS
 from services.web.auth import Authenticator
@@ -193,13 +194,17 @@ async def start_page(request: Request, session: MaybeSession, month: str | None 
     first = _month(request, month)
     if not session.principal.is_admin:
         return RedirectResponse(_page_url(str(session.principal.org_code), first), status_code=303, headers=_HEADERS)
+    settings = _settings(request)
     async with request.app.state.pool.acquire() as conn:
         institutions = await list_institutions(conn)
+        # The admin's scorecard is `GET /v1/reports/scorecard` for the admin token: every institution.
+        card = await scorecard(conn, first, None, zone=settings.zone, thresholds=check_thresholds(request))
     body = render(
         "admin.html.j2",
         title="所有机构 All institutions",
         session=session,
         institutions=institutions,
+        card=card,
         kind_names=KIND_NAMES,
         month_text=f"{first:%Y-%m}",
         month_label=f"{first.year}年{first.month}月",
@@ -263,7 +268,8 @@ def _own(session: Session, org_code: str) -> None:
 
 @router.get("/institutions/{org_code}")
 async def institution_page(request: Request, session: SignedIn, org_code: str, month: str | None = None) -> Response:
-    """One institution's month: the calendar heatmap, missing tables, its report rows, receipts."""
+    """One institution's month: the calendar heatmap, missing tables, its report rows, quality rates
+    and checks, receipts."""
     _own(session, org_code)
     first = _month(request, month)
     async with request.app.state.pool.acquire() as conn:
@@ -271,7 +277,14 @@ async def institution_page(request: Request, session: SignedIn, org_code: str, m
     if page is None:
         raise NotFoundError(f"no institution {org_code} in the reference data in force")
     zone = _settings(request).zone
-    body = institution_html(page, session=session, now=datetime.now(zone), zone=zone, self_url=_page_url(org_code))
+    body = institution_html(
+        page,
+        session=session,
+        now=datetime.now(zone),
+        zone=zone,
+        self_url=_page_url(org_code),
+        thresholds=check_thresholds(request),
+    )
     return _html(body)
 
 

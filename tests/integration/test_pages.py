@@ -8,17 +8,20 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import math
 import re
-from datetime import date
+from datetime import date, datetime, time, timedelta
 
 import asyncpg
 import httpx
 import pytest
 
+from tests.fixtures.events import REFERENCE, SHANGHAI
 from tests.fixtures.pages import (
     D1_NAME,
     D2_NAME,
     UPLOADS_D1,
+    UPLOADS_D2,
     browser,
     channel_days,
     conformance_percent,
@@ -60,11 +63,106 @@ def _calendars(page: Node) -> list[tuple[str, dict[date, tuple[int, str]]]]:
 
 def _row(page: Node, label: str) -> str:
     """The value cell of the row whose header starts with `label`."""
+    return _cells(page, label)[0]
+
+
+def _cells(page: Node, label: str) -> list[str]:
+    """The value cells of the row whose header starts with `label`."""
     for tr in page.iter("tr"):
         heads = tr.iter("th")
         if heads and heads[0].text().startswith(label):
-            return tr.iter("td")[0].text()
+            return [td.text() for td in tr.iter("td")]
     raise KeyError(label)
+
+
+def _section(page: Node, heading_id: str) -> Node:
+    return next(s for s in page.iter("section") if s.attrs.get("aria-labelledby") == heading_id)
+
+
+def _checks(page: Node) -> dict[str, str]:
+    """check code -> the text of its row, of the page's data-quality checks."""
+    return {tr.attrs["data-check"]: tr.text() for tr in _section(page, "checks").iter("tr") if "data-check" in tr.attrs}
+
+
+# The plain fold of the quality and timeliness figures over the posted month (April 2020, 30 days,
+# no no_upload_days in the reference fixture), written from the contract's words, not the code's.
+APRIL_DAYS = 30
+_KINDS = {i["org_code"]: i["kind"] for i in REFERENCE["institutions"]}
+
+
+def _required(kind: str) -> set[str]:
+    return {t["table_code"] for t in REFERENCE["tables"] if t["required_for"] in (kind, "both")}
+
+
+def _declared(org: str) -> set[str]:
+    return {d["table_code"] for d in REFERENCE["declarations"] if d["org_code"] == org}
+
+
+def _folded(org: str) -> dict[str, float | None]:
+    """The page's rates of `org`, and the scheduled lags (hours), from the events posted for it."""
+    events = [e for e in UPLOADS_D1 + UPLOADS_D2 if e["org_code"] == org and e["record_count"] > 0]
+    records = sum(e["record_count"] for e in events)
+
+    def clean(flaw: str) -> float | None:
+        return 1 - sum(e.get(flaw, 0) for e in events) / records if records else None
+
+    days = {datetime.fromisoformat(e["uploaded_at"]).astimezone(SHANGHAI).date() for e in events}
+    uploaded = {e["table_code"] for e in events}
+    declared, required = _declared(org), _required(_KINDS[org])
+    expected_tables = declared or required
+    expected = len(expected_tables) * APRIL_DAYS
+    # Each (table, channel, business date) slot: hours from the end of its business day to its first records.
+    first: dict[tuple[str, str, date], float] = {}
+    for e in events:
+        business = date.fromisoformat(e["business_date"])
+        end = datetime.combine(business + timedelta(days=1), time(), SHANGHAI)
+        lag = (datetime.fromisoformat(e["uploaded_at"]) - end).total_seconds() / 3600
+        key = (e["table_code"], e["mode"], business)
+        first[key] = min(lag, first.get(key, lag))
+
+    def slots(mode: str, deadline_h: float) -> float | None:
+        ok = sum(1 for (t, m, _), lag in first.items() if t in expected_tables and m == mode and lag <= deadline_h)
+        return ok / expected if expected else None
+
+    lags = sorted(lag for (t, m, _), lag in first.items() if m == "scheduled" and t in expected_tables)
+    return {
+        "completeness": clean("incomplete_records"),
+        "conformity": clean("nonconforming_records"),
+        "linkage": clean("unlinked_records"),
+        "continuity": len(days) / APRIL_DAYS if records else None,
+        "coverage": len(declared & uploaded) / len(declared) if declared else len(uploaded) / len(required),
+        "reporting_realtime": slots("realtime", math.inf),
+        "on_time_realtime": slots("realtime", 0),
+        "reporting_scheduled": slots("scheduled", math.inf),
+        "on_time_scheduled": slots("scheduled", 6),
+        # Nearest rank: the smallest lag with at least that share of the lags at or below it.
+        "lag_p50": lags[math.ceil(0.5 * len(lags)) - 1] if lags else None,
+        "lag_p90": lags[math.ceil(0.9 * len(lags)) - 1] if lags else None,
+    }
+
+
+def _score(org: str) -> float:
+    """100 × the mean of the seven rates (each channel pair averaged), an undefined one counted 0."""
+    f = _folded(org)
+
+    def pair(a: str, b: str) -> float | None:
+        known = [v for v in (f[a], f[b]) if v is not None]
+        return sum(known) / len(known) if known else None
+
+    seven = [
+        f["completeness"],
+        f["conformity"],
+        f["linkage"],
+        f["continuity"],
+        f["coverage"],
+        pair("reporting_realtime", "reporting_scheduled"),
+        pair("on_time_realtime", "on_time_scheduled"),
+    ]
+    return 100 * sum(v or 0.0 for v in seven) / len(seven)
+
+
+def _percent(value: float | None) -> str:
+    return "—" if value is None else f"{value * 100:.2f}%"
 
 
 async def test_an_institution_signs_in_and_sees_its_month(
@@ -120,6 +218,30 @@ async def test_an_institution_signs_in_and_sees_its_month(
     # Its kiosk row (one payment of 12.50), and nothing of D2's.
     assert _row(page, "缴费金额") == "12.50" and _row(page, "缴费次数") == "1"
     assert "98,765" not in response.text and D2_NAME not in response.text
+    _assert_quality(page, "D1")
+    # The planted findings: D1 declared DM and sent none; D2's "declared nothing" is not D1's.
+    checks = _checks(page)
+    assert "declared_not_uploaded" in checks and "not_declared" not in checks, checks
+    # A declared table missing is a warning (docs/contract-decisions.md, 77).
+    assert '"DM"' in checks["declared_not_uploaded"] and "提示 Warning" in checks["declared_not_uploaded"]
+    assert "declared_tables = 3" in checks["declared_not_uploaded"]
+
+
+def _assert_quality(page: Node, org: str) -> None:
+    """The quality rates, per-channel reporting and on-time rates and lags of `org`, as folded here."""
+    f = _folded(org)
+    for label, key in (
+        ("完整性", "completeness"),
+        ("规范性", "conformity"),
+        ("关联性", "linkage"),
+        ("连续性", "continuity"),
+    ):
+        assert _row(page, label) == _percent(f[key]), (org, label)
+    for label, mode in (("实时 Real-time", "realtime"), ("定时 Scheduled", "scheduled")):
+        assert _cells(page, label) == [_percent(f[f"reporting_{mode}"]), _percent(f[f"on_time_{mode}"])], (org, mode)
+    for label, key in (("定时延迟中位数", "lag_p50"), ("定时延迟 90%", "lag_p90")):
+        value = f[key]
+        assert _row(page, label) == ("—" if value is None else f"{value:.2f}"), (org, label)
 
 
 async def test_an_institution_never_sees_another_ones_page_or_receipts(
@@ -153,6 +275,16 @@ async def test_an_institution_never_sees_another_ones_page_or_receipts(
         response = await client.get("/institutions/D2?month=2020-04")
         assert response.status_code == 200 and "98,765" in response.text and D1_NAME not in response.text
         assert (await client.get("/institutions/D1?month=2020-04")).status_code == 403
+    # D2's own rates and findings, none of D1's: its planted problem is that it declared nothing.
+    page = parse(response.text)
+    _assert_quality(page, "D2")
+    checks = _checks(page)
+    assert "not_declared" in checks and "declared_not_uploaded" not in checks, checks
+    assert "问题 Problem" in checks["not_declared"]  # nothing declared is a problem (contract decision 77)
+    d1 = _folded("D1")
+    for key in ("completeness", "conformity", "linkage", "continuity"):
+        assert _percent(d1[key]) not in response.text, key
+    assert "糖尿病随访" not in response.text and "scorecard" not in response.text
 
 
 async def test_the_admin_sees_every_institution_and_each_page(
@@ -165,6 +297,18 @@ async def test_the_admin_sees_every_institution_and_each_page(
         assert listing.status_code == 200, listing.text
         links = {a.attrs["href"] for a in parse(listing.text).iter("a")}
         assert {f"/institutions/{org}?month=2020-04" for org in ("D1", "D2", "H1")} <= links
+        # The scorecard: the worst score first, each linked to its page, March (nothing posted) beside it.
+        card = _section(parse(listing.text), "scorecard")
+        rows = [tr for tr in card.iter("tr") if "data-org" in tr.attrs]
+        expected = sorted(("D1", "D2", "H1"), key=_score)
+        assert [tr.attrs["data-org"] for tr in rows] == expected
+        assert len({round(_score(org), 1) for org in expected}) == 3  # no tie for the tie-breaks to decide
+        for rank, (tr, org) in enumerate(zip(rows, expected, strict=True), start=1):
+            cells = [td.text() for td in tr.iter("td")]
+            assert cells[0] == str(rank)
+            assert abs(float(cells[2]) - _score(org)) < 0.011, (org, cells[2], _score(org))
+            assert cells[5] == "0.00", (org, cells)
+            assert tr.iter("a")[0].attrs["href"] == f"/institutions/{org}?month=2020-04"
         for org, name in (("D1", D1_NAME), ("D2", D2_NAME)):
             page = await client.get(f"/institutions/{org}?month=2020-04")
             assert page.status_code == 200 and name in page.text

@@ -17,6 +17,7 @@ import pytest
 
 from services.pages.month import load_institution_month
 from services.pages.view import institution_html
+from services.quality.settings import Thresholds
 from tests.fixtures.stack import REPO
 from tests.unit.bulletin.page import parse
 
@@ -47,7 +48,12 @@ async def test_the_demo_months_dental_hospital_page_shows_the_printed_figures(de
     page = await load_institution_month(demo_db, org_code, date(2020, 4, 1))
     assert page is not None
     html = institution_html(
-        page, session=None, now=datetime(2020, 5, 19, tzinfo=SHANGHAI), zone=SHANGHAI, self_url="/institutions/x"
+        page,
+        session=None,
+        now=datetime(2020, 5, 19, tzinfo=SHANGHAI),
+        zone=SHANGHAI,
+        self_url="/institutions/x",
+        thresholds=Thresholds(),
     )
     cells = _cells(html)
     kiosk = _printed("kiosk_usage_2020-04.csv", "unit")
@@ -67,3 +73,7 @@ async def test_the_demo_months_dental_hospital_page_shows_the_printed_figures(de
     missing = next(s for s in parse(html).iter("section") if s.attrs.get("aria-labelledby") == "missing")
     listed = len(missing.iter("tbody")[0].iter("tr"))
     assert listed >= int(uploads["declared_tables"]) - int(uploads["col4"])
+    # The same gap among its checks: declared tables without a record, with the printed count of declared ones.
+    checks = {tr.attrs["data-check"]: tr for tr in parse(html).iter("tr") if "data-check" in tr.attrs}
+    assert "declared_not_uploaded" in checks
+    assert f"declared_tables = {int(uploads['declared_tables'])}" in checks["declared_not_uploaded"].text()
