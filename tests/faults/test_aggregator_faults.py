@@ -52,7 +52,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.faults]
 
 # Long enough to be an outage the aggregators must wait out with batches failing, short enough
 # for the suite; the soak (tests/faults/soak.py) keeps PostgreSQL down for minutes.
-PG_OUTAGE_S = float(os.environ.get("TELEMETRY_TEST_PG_OUTAGE_S", "30"))
+PG_OUTAGE_S = float(os.environ.get("TELEMETRY_TEST_PG_OUTAGE_S", "12"))
 # Each kill costs about a session timeout (10 s) before the dead member's partitions move: the
 # suite goes through the three moments twice; TELEMETRY_TEST_KILL_ROUNDS=n for more.
 KILL_ROUNDS = int(os.environ.get("TELEMETRY_TEST_KILL_ROUNDS", "2"))

@@ -2,8 +2,10 @@
 
 南京市口腔医院 is the seed's own contradiction: 0 registrations and 80,573.00 CNY of registration
 amount (which the demo month cannot reproduce, see below). The expected figures are read from the
-printed tables (../shared/reference/nanjing-2020-04/, the hospital table in its consistent reading,
-see its NOTES), never from the platform's code.
+printed tables (the package's copy of ../shared/reference/nanjing-2020-04/, which
+tests/unit/demo/test_demo_bulletin.py proves identical to it; the hospital table in its
+consistent reading, see its NOTES), never from the platform's code. The copy, so that the test
+runs in a clone without ../shared.
 """
 
 from __future__ import annotations
@@ -15,15 +17,15 @@ from zoneinfo import ZoneInfo
 import asyncpg
 import pytest
 
+from services.demo.bulletin import BULLETIN_DIR
 from services.pages.month import load_institution_month
 from services.pages.view import institution_html
 from services.quality.settings import Thresholds
-from tests.fixtures.stack import REPO
 from tests.unit.bulletin.page import parse
 
 pytestmark = pytest.mark.integration
 
-PRINTED = REPO.parent / "shared" / "reference" / "nanjing-2020-04"
+PRINTED = BULLETIN_DIR
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 NAME = "南京市口腔医院"
 
