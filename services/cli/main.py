@@ -11,6 +11,7 @@ from typing import Annotated, Any, TypeVar
 
 import asyncpg
 import typer
+from pydantic import BaseModel
 from rich.console import Console
 
 from services.cli import render
@@ -45,6 +46,7 @@ app.add_typer(months_app, name="months")
 console = Console(width=None if sys.stdout.isatty() else 200)
 err = Console(stderr=True)
 T = TypeVar("T")
+M = TypeVar("M", bound=BaseModel)
 
 
 def _settings() -> ToolSettings:
@@ -173,6 +175,20 @@ def _emit(
         _fail(f"unknown format {fmt!r}; use table, csv or json")
 
 
+def _json_or_table(fmt: str, refusal: str, load: Callable[[], M], show: Callable[[M], None]) -> None:
+    """Print a report that is not one table: its JSON, or `show` for `table`.
+
+    The format is checked before `load` reads the database; `refusal` is the message for any other.
+    """
+    if fmt not in ("table", "json"):
+        _fail(refusal)
+    report = load()
+    if fmt == "json":
+        sys.stdout.write(report.model_dump_json(indent=2) + "\n")
+    else:
+        show(report)
+
+
 AsOf = Annotated[
     str | None,
     typer.Option(
@@ -252,15 +268,14 @@ def report_remote_platforms(
     """The four remote-medicine platforms of a month (远程医疗系统数据统计): table or json (not one table: no csv)."""
     from services.streams.remote_uploads.model import RemotePlatformsReport
 
-    if fmt not in ("table", "json"):
-        _fail(f"format {fmt!r}: the remote-platforms report is not one table; use table or json")
-    report = RemotePlatformsReport.model_validate(_report_body(REPORTS["remote-platforms"], _month(month), as_of))
-    if fmt == "json":
-        import orjson
-
-        sys.stdout.write(orjson.dumps(report.model_dump(mode="json"), option=orjson.OPT_INDENT_2).decode() + "\n")
-    else:
-        render.remote_platforms(console, report, f"{month} 远程医疗系统数据统计 remote-medicine platforms")
+    _json_or_table(
+        fmt,
+        f"format {fmt!r}: the remote-platforms report is not one table; use table or json",
+        lambda: RemotePlatformsReport.model_validate(_report_body(REPORTS["remote-platforms"], _month(month), as_of)),
+        lambda report: render.remote_platforms(
+            console, report, f"{month} 远程医疗系统数据统计 remote-medicine platforms"
+        ),
+    )
 
 
 @report_app.command("appointments")
@@ -272,13 +287,14 @@ def report_appointments(
     """The monthly appointments report (预约挂号服务统计表, 分途径预约情况统计, bookings to date)."""
     from services.streams.appointments.model import AppointmentReport
 
-    if fmt not in ("table", "json"):
-        _fail(f"unknown format {fmt!r}; use table or json (the report is two tables, so there is no csv)")
-    report = AppointmentReport.model_validate(_report_body(REPORTS["appointments"], _month(month), as_of))
-    if fmt == "json":
-        sys.stdout.write(report.model_dump_json(indent=2) + "\n")
-    else:
-        render.appointments(console, report, f"{month} 预约挂号服务统计表 bookings by institution and channel")
+    _json_or_table(
+        fmt,
+        f"unknown format {fmt!r}; use table or json (the report is two tables, so there is no csv)",
+        lambda: AppointmentReport.model_validate(_report_body(REPORTS["appointments"], _month(month), as_of)),
+        lambda report: render.appointments(
+            console, report, f"{month} 预约挂号服务统计表 bookings by institution and channel"
+        ),
+    )
 
 
 @report_app.command("bulletin")
@@ -314,31 +330,35 @@ def _thresholds() -> Thresholds:
 @report_app.command("quality")
 def report_quality(month: Annotated[str, typer.Option(help="YYYY-MM")], fmt: Format = "table") -> None:
     """The month's data-quality checks: each finding with its code, severity, sentence and figures."""
-    from services.quality.report import quality_report
+    from services.quality.report import QualityReport, quality_report
 
-    if fmt not in ("table", "json"):
-        _fail(f"unknown format {fmt!r}; use table or json (the report is not one table, so there is no csv)")
-    first, zone, thresholds = _month(month), _settings().zone, _thresholds()
-    report = _with_db(lambda conn: quality_report(conn, first, None, zone=zone, thresholds=thresholds))
-    if fmt == "json":
-        sys.stdout.write(report.model_dump_json(indent=2) + "\n")
-    else:
-        render.quality(console, report, f"{month} 数据质量检查 data-quality checks")
+    def load() -> QualityReport:
+        first, zone, thresholds = _month(month), _settings().zone, _thresholds()
+        return _with_db(lambda conn: quality_report(conn, first, None, zone=zone, thresholds=thresholds))
+
+    _json_or_table(
+        fmt,
+        f"unknown format {fmt!r}; use table or json (the report is not one table, so there is no csv)",
+        load,
+        lambda report: render.quality(console, report, f"{month} 数据质量检查 data-quality checks"),
+    )
 
 
 @report_app.command("scorecard")
 def report_scorecard(month: Annotated[str, typer.Option(help="YYYY-MM")], fmt: Format = "table") -> None:
     """Districts and hospitals ranked by data quality, the worst first, with the previous month beside."""
-    from services.quality.scorecard import scorecard
+    from services.quality.scorecard import Scorecard, scorecard
 
-    if fmt not in ("table", "json"):
-        _fail(f"unknown format {fmt!r}; use table or json")
-    first, zone, thresholds = _month(month), _settings().zone, _thresholds()
-    card = _with_db(lambda conn: scorecard(conn, first, None, zone=zone, thresholds=thresholds))
-    if fmt == "json":
-        sys.stdout.write(card.model_dump_json(indent=2) + "\n")
-    else:
-        render.scorecard(console, card, f"{month} 数据质量排名 data-quality scorecard (worst first)")
+    def load() -> Scorecard:
+        first, zone, thresholds = _month(month), _settings().zone, _thresholds()
+        return _with_db(lambda conn: scorecard(conn, first, None, zone=zone, thresholds=thresholds))
+
+    _json_or_table(
+        fmt,
+        f"unknown format {fmt!r}; use table or json",
+        load,
+        lambda card: render.scorecard(console, card, f"{month} 数据质量排名 data-quality scorecard (worst first)"),
+    )
 
 
 @report_app.command("restatements")
