@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import AsyncIterator, Iterator, Sequence
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
@@ -256,33 +256,26 @@ async def get_bulletin(
     when = _parse_as_of(as_of)
     options = bulletin.settings_of(request.app.state)
     zone = request.app.state.settings.zone
-    async with request.app.state.pool.acquire() as conn:
-        if when is None:
-            page = await bulletin.bulletin_html(
-                conn,
-                first,
-                org_code=principal.org_code,
-                settings=options,
-                zone=zone,
-                thresholds=check_thresholds(request),
-            )
-        else:
-            if isinstance(when, datetime):
-                cutoff = Cutoff(CutoffKind.AS_OF, when)
-            else:
-                closed = await _closed_month(conn, first)
-                assert closed.cutoff is not None
-                cutoff = Cutoff(CutoffKind.CLOSED, closed.cutoff)
-            async with _as_of_slot(request), rollups_as_of(conn, cutoff.at, zone):
-                page = await bulletin.bulletin_html(
-                    conn,
-                    first,
-                    org_code=principal.org_code,
-                    settings=options,
-                    zone=zone,
-                    cutoff=cutoff,
-                    thresholds=check_thresholds(request),
-                )
+    async with request.app.state.pool.acquire() as conn, AsyncExitStack() as as_of_context:
+        cutoff = None
+        if isinstance(when, datetime):
+            cutoff = Cutoff(CutoffKind.AS_OF, when)
+        elif when is not None:
+            closed = await _closed_month(conn, first)
+            assert closed.cutoff is not None
+            cutoff = Cutoff(CutoffKind.CLOSED, closed.cutoff)
+        if cutoff is not None:
+            await as_of_context.enter_async_context(_as_of_slot(request))
+            await as_of_context.enter_async_context(rollups_as_of(conn, cutoff.at, zone))
+        page = await bulletin.bulletin_html(
+            conn,
+            first,
+            org_code=principal.org_code,
+            settings=options,
+            zone=zone,
+            cutoff=cutoff,
+            thresholds=check_thresholds(request),
+        )
     if format == "html":
         return HTMLResponse(page)
     try:
