@@ -30,6 +30,7 @@ from pathlib import Path
 
 import asyncpg
 
+from services.collector.spool import Spool
 from tests.faults.harness import (
     CheckResult,
     HarnessError,
@@ -117,19 +118,36 @@ async def run_long_outage(
     if figures["collector_spool_events"] == 0:
         raise HarnessError("nothing was spooled: the outage did not reach the collector")
 
-    await asyncio.to_thread(broker.start)
-    back = time.monotonic()
-    say(f"broker back after {back - outage_started:.1f}s; waiting for the forwarder to start")
-    forwarding: dict[str, float] = {}
+    spooled = int(figures["collector_spool_events"])
+    # The kill must land while the forwarder works through the spool: after its first batch,
+    # before its last. The forwarder starts as soon as the broker takes requests, which can be
+    # well before `broker.start` returns (it waits until the broker is ready: seconds on a busy
+    # machine), and its few batches take well under a second, less than a scrape of /metrics
+    # may take then. So the watch starts with the broker, on the spool's own cursor file: it
+    # moves, fsync'ed, after each batch the broker acknowledged.
+    cursor = pipeline.spool_dir / "cursor"
+    cursor_before = cursor.read_bytes()
+    say(f"broker restarting after {time.monotonic() - outage_started:.1f}s; watching the spool's cursor")
+    restart = asyncio.ensure_future(asyncio.to_thread(broker.start))
 
     async def forwarding_started() -> bool:
-        forwarding.update(await collector.metrics("collector_spool_forwarded_events_total", "collector_spool_events"))
-        return forwarding["collector_spool_forwarded_events_total"] > 0
+        if restart.done():
+            restart.result()  # a broker that could not start ends the wait with its error
+        return cursor.read_bytes() != cursor_before
 
-    await wait_until(forwarding_started, "the spool forwarder sending", 120, 0.02)
-    await collector.kill()
-    still_spooled = int(forwarding["collector_spool_events"])
-    forwarded = int(forwarding["collector_spool_forwarded_events_total"])
+    try:
+        await wait_until(forwarding_started, "the spool forwarder's cursor moving", 120, 0.002)
+        await collector.kill()
+    finally:
+        await restart
+    back = time.monotonic()
+    # What the killed collector left, read by the spool's own code, as the next collector reads it.
+    left = Spool(pipeline.spool_dir, max_bytes=2**40)
+    try:
+        still_spooled = left.pending_events
+    finally:
+        left.close()
+    forwarded = spooled - still_spooled
     say(f"collector SIGKILLed while forwarding: {forwarded} forwarded, {still_spooled} still in the spool")
     collector.start()
     await collector.wait_ready(120)
