@@ -11,6 +11,7 @@ Kafka's committed offsets are kept in step for lag monitoring only.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Iterable
@@ -129,7 +130,26 @@ class EventConsumer:
         return None
 
     async def run(self) -> None:
-        """Consume until `stop()`; Kafka or database outages are waited out, never fatal."""
+        """Consume until `stop()`; Kafka or database outages are waited out, never fatal.
+
+        A Kafka client can also fail for good: aiokafka's group coordination ends on an error
+        of its own when it writes to a connection a dying broker closed, and every later poll
+        raises it again. Such clients are replaced. Nothing is lost or applied twice: the
+        positions come from the database, so new clients resume where the batches committed.
+        """
+        delay = 1.0
+        while not self._stopping.is_set():
+            try:
+                await self._consume()
+            except KafkaError as exc:
+                self._metrics.kafka_client_restarts.inc()
+                log.error("kafka clients failed; replacing them", exc_info=exc, extra={"retry_in_s": delay})
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), delay)
+                delay = min(delay * 2, 30.0)
+
+    async def _consume(self) -> None:
+        """Consume with one pair of Kafka clients until `stop()` or until a client fails for good."""
         s = self._settings
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=s.kafka_bootstrap,

@@ -68,6 +68,12 @@ class AggregatorMetrics:
             namespace="aggregator",
             registry=registry,
         )
+        self.kafka_client_restarts = Counter(
+            "kafka_client_restarts",
+            "Kafka clients that failed for good and were replaced by new ones.",
+            namespace="aggregator",
+            registry=registry,
+        )
         self.consumer_lag = Gauge(
             "consumer_lag_records",
             "Records between the partition's end and the next offset to apply.",

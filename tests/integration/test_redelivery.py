@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import replace
+from typing import Any
 
 import asyncpg
 import httpx
@@ -11,6 +12,7 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
 from prometheus_client import CollectorRegistry
 
 from services.aggregator.deadletters import read_dead_letters, replay_dead_letters
@@ -395,3 +397,46 @@ async def test_a_record_too_big_for_a_dead_letter_is_cut_and_consumption_goes_on
     assert letter.truncated is not None and letter.truncated["record_bytes"] == len(poison)
     assert letter.origin["topic"] == stack_config.events_topic
     assert letter.record is not None and 0 < len(letter.record.encode()) <= 1024 * 1024
+
+
+async def test_kafka_clients_that_fail_for_good_are_replaced_and_nothing_is_counted_twice(
+    stack_config: StackConfig, collector: httpx.AsyncClient, db: asyncpg.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """aiokafka's group coordination can end on an error of its own (seen in the three-broker
+    fault test: a write to a connection a dying broker had closed), after which every poll
+    raises it. The aggregator replaces its clients and carries on from the stored offsets."""
+    await load_reference(collector, admin_headers())
+    first = [upload(record_count=n + 1, org_code=("D1", "D2", "H1")[n % 3]) for n in range(300)]
+    second = [upload(record_count=1000 + n, org_code=("D1", "H1")[n % 2]) for n in range(100)]
+    expected = sum(e["record_count"] for e in first + second)
+    assert (await collector.post("/v1/uploads", json={"events": first}, headers=admin_headers())).status_code == 202
+    failing = {"armed": False}
+    getmany = AIOKafkaConsumer.getmany
+
+    async def coordination_failed_once(self: AIOKafkaConsumer, *args: Any, **kwargs: Any) -> Any:
+        if failing["armed"]:
+            failing["armed"] = False
+            raise KafkaError("Unexpected error during coordination RuntimeError('the handler is closed')")
+        return await getmany(self, *args, **kwargs)
+
+    monkeypatch.setattr(AIOKafkaConsumer, "getmany", coordination_failed_once)
+    async with aggregator_running(stack_config) as client:
+
+        async def first_stored() -> bool:
+            return await count_events(db) == 300
+
+        async def all_stored() -> bool:
+            return await count_events(db) == 400
+
+        await wait_for(first_stored, "the first 300 applied")
+        failing["armed"] = True
+        response = await collector.post("/v1/uploads", json={"events": second}, headers=admin_headers())
+        assert response.status_code == 202
+        await wait_for(all_stored, "the next 100 applied by new clients")
+        await asyncio.sleep(0.5)
+        registry = client.app.state.metrics.registry  # type: ignore[attr-defined]
+        assert registry.get_sample_value("aggregator_kafka_client_restarts_total") == 1
+        assert (await client.get("/readyz")).status_code == 200
+    assert failing["armed"] is False
+    assert await _records_uploaded(db) == expected
+    assert await db.fetchval("SELECT count(*) FROM upload_events") == 400
